@@ -1,0 +1,219 @@
+#include "Context.h"
+
+#include <cmath>
+
+#include "EvaluateWorker.h"
+#include "Log.h"
+#include "Model.h"
+#include "llama-model.h"
+#include "util/NativeError.h"
+#include "util/PromiseWorker.h"
+
+namespace moe_eval {
+
+namespace {
+
+void ThrowCoded(Napi::Env env, const char * code, const std::string & message) {
+    Napi::Error err = Napi::Error::New(env, message);
+    err.Set("code", code);
+    throw err;
+}
+
+uint32_t U32(Napi::Object o, const char * key, uint32_t fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+}  // namespace
+
+// Creates the llama_context on a worker thread. Compute buffers are reserved while a routing that
+// selects `reserve_experts` experts is active, so later evaluations with up to that many experts need no
+// reallocation (more than that still works: ggml's allocator grows the buffers on demand).
+class ContextInitWorker final : public PromiseWorker {
+public:
+    ContextInitWorker(Napi::Env env, Context * owner) : PromiseWorker(env, "moe-eval:create-context"), owner_(owner) {
+        owner_->Ref();
+        owner_->BeginWork();
+    }
+
+protected:
+    void Run() override {
+        const ContextOptions & o = owner_->options_;
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx = o.n_ctx;
+        cp.n_batch = o.n_batch;
+        cp.n_ubatch = o.n_ubatch;
+        cp.n_seq_max = o.n_seq_max;
+        cp.n_threads = o.n_threads;
+        cp.n_threads_batch = o.n_threads;
+        cp.no_perf = true;
+        cp.abort_callback = [](void * data) { return static_cast<std::atomic<bool> *>(data)->load(); };
+        cp.abort_callback_data = &owner_->abort_;
+
+        llama_model * model = owner_->model_->model();
+        Routing reserve;
+        const int32_t n_layer = llama_model_n_layer(model);
+        if (o.reserve_experts > 0 && (uint32_t) o.reserve_experts > model->hparams.n_expert_used()) {
+            reserve.layers.assign(n_layer, LayerRouting{});
+            for (auto & l : reserve.layers) l.experts = o.reserve_experts;
+            reserve.touch();
+        }
+        ClearLastLogError();
+        llama_context * ctx;
+        {
+            ScopedRouting scope(reserve.layers.empty() ? nullptr : &reserve);
+            ctx = llama_init_from_model(model, cp);
+        }
+        if (ctx == nullptr) {
+            const std::string why = LastLogError();
+            throw NativeError("ERR_CONTEXT", "llama.cpp could not create a context" + (why.empty() ? std::string() : ": " + why));
+        }
+        ctx_ = ctx;
+    }
+
+    Napi::Value Result(Napi::Env env) override {
+        owner_->ctx_ = ctx_;
+        ctx_ = nullptr;
+        return env.Undefined();
+    }
+
+    void OnSettled() override {
+        if (ctx_ != nullptr) llama_free(ctx_);
+        owner_->EndWork();
+        owner_->Unref();
+    }
+
+private:
+    Context * owner_;
+    llama_context * ctx_ = nullptr;
+};
+
+Napi::Function Context::Define(Napi::Env env) {
+    return DefineClass(env, "Context", {
+        InstanceMethod<&Context::Init>("init"),
+        InstanceMethod<&Context::SetRouting>("setRouting"),
+        InstanceMethod<&Context::Evaluate>("evaluate"),
+        InstanceMethod<&Context::Abort>("abort"),
+        InstanceMethod<&Context::Dispose>("dispose"),
+    });
+}
+
+// new Context(model, { contextSize, batchSize, ubatchSize, sequences, threads, reserveExperts })
+Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
+        throw Napi::TypeError::New(env, "Context: expected (model, options)");
+    }
+    Napi::Object model_obj = info[0].As<Napi::Object>();
+    model_ = Napi::ObjectWrap<Model>::Unwrap(model_obj);
+    model_ref_ = Napi::Persistent(model_obj);
+    Napi::Object o = info[1].As<Napi::Object>();
+    options_.n_ctx = U32(o, "contextSize", options_.n_ctx);
+    options_.n_batch = U32(o, "batchSize", options_.n_batch);
+    options_.n_ubatch = U32(o, "ubatchSize", options_.n_ubatch);
+    options_.n_seq_max = U32(o, "sequences", options_.n_seq_max);
+    options_.n_threads = (int32_t) U32(o, "threads", options_.n_threads);
+    options_.reserve_experts = (int32_t) U32(o, "reserveExperts", 0);
+}
+
+Context::~Context() { Free(); }
+
+void Context::Free() {
+    if (ctx_ != nullptr && !busy_) {
+        llama_free(ctx_);
+        ctx_ = nullptr;
+    }
+}
+
+void Context::BeginWork() {
+    busy_ = true;
+    abort_ = false;
+    model_->WorkerStarted();
+}
+
+void Context::EndWork() {
+    busy_ = false;
+    model_->WorkerDone();
+    if (disposed_) Free();
+}
+
+void Context::CheckUsable(Napi::Env env) const {
+    if (disposed_) ThrowCoded(env, "ERR_DISPOSED", "the context has been disposed");
+    if (busy_) ThrowCoded(env, "ERR_BUSY", "the context is busy with another operation");
+}
+
+Napi::Value Context::Init(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ != nullptr) ThrowCoded(env, "ERR_STATE", "the context is already initialized");
+    try {
+        model_->Check();
+    } catch (const NativeError & e) {
+        ThrowCoded(env, e.code.c_str(), e.what());
+    }
+    auto * worker = new ContextInitWorker(env, this);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+// setRouting([{ experts, expertScale, gateScale, serMin, serRatio }, … one per layer] | [])
+// Values arrive validated by src/routing.ts; the checks here only keep llama.cpp away from asserts.
+Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "setRouting: expected an array");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    const llama_model * model = model_->model();
+    const uint32_t n_layer = (uint32_t) llama_model_n_layer(model);
+    const uint32_t n_expert = model->hparams.n_expert;
+    if (arr.Length() != 0 && arr.Length() != n_layer) {
+        throw Napi::RangeError::New(env, "setRouting: expected one entry per layer (" + std::to_string(n_layer) + ")");
+    }
+    Routing next;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+        Napi::Object l = arr.Get(i).As<Napi::Object>();
+        LayerRouting r;
+        r.experts = (int32_t) l.Get("experts").As<Napi::Number>().Int32Value();
+        r.expert_scale = l.Get("expertScale").As<Napi::Number>().FloatValue();
+        r.gate_scale = l.Get("gateScale").As<Napi::Number>().FloatValue();
+        r.ser_min = (int32_t) l.Get("serMin").As<Napi::Number>().Int32Value();
+        r.ser_ratio = l.Get("serRatio").As<Napi::Number>().FloatValue();
+        if (r.experts < 0 || (uint32_t) r.experts > n_expert || r.experts > LLAMA_MAX_EXPERTS) {
+            throw Napi::RangeError::New(env, "setRouting: experts out of range");
+        }
+        if (!(r.expert_scale > 0.0f) || !std::isfinite(r.expert_scale) || !(r.gate_scale > 0.0f) || !std::isfinite(r.gate_scale)) {
+            throw Napi::RangeError::New(env, "setRouting: scales must be finite and > 0");
+        }
+        next.layers.push_back(r);
+    }
+    next.touch();
+    routing_ = std::move(next);
+    return env.Undefined();
+}
+
+Napi::Value Context::Evaluate(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    auto * worker = EvaluateWorker::Create(info, this);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+Napi::Value Context::Abort(const Napi::CallbackInfo & info) {
+    abort_ = true;
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo & info) {
+    if (!disposed_) {
+        disposed_ = true;
+        abort_ = true;   // a running evaluation stops at the next check and frees the context after
+        Free();
+    }
+    return info.Env().Undefined();
+}
+
+}  // namespace moe_eval

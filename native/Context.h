@@ -1,0 +1,65 @@
+// A llama_context with its own MoE routing (JS class `Context` of the addon).
+//
+// One operation at a time: src/context.ts queues calls, and the native side refuses overlap
+// (ERR_BUSY) as a second line of defence. abort() stops a running evaluation between batches and,
+// on CPU, inside a decode (llama's abort callback); the context stays usable.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+
+#include "llama.h"
+#include "routing/Routing.h"
+
+namespace moe_eval {
+
+class Model;
+
+struct ContextOptions {
+    uint32_t n_ctx = 512;       // total KV size (chunk size × sequences per batch)
+    uint32_t n_batch = 512;
+    uint32_t n_ubatch = 512;
+    uint32_t n_seq_max = 1;
+    int32_t n_threads = 4;
+    int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
+};
+
+class Context : public Napi::ObjectWrap<Context> {
+public:
+    static Napi::Function Define(Napi::Env env);
+    explicit Context(const Napi::CallbackInfo & info);
+    ~Context() override;
+
+    Model * model() const { return model_; }
+    llama_context * ctx() const { return ctx_; }
+    const ContextOptions & options() const { return options_; }
+    const Routing & routing() const { return routing_; }
+    std::atomic<bool> & abort_flag() { return abort_; }
+
+    // Called by workers on the JS thread.
+    void BeginWork();
+    void EndWork();
+
+private:
+    friend class ContextInitWorker;
+
+    Napi::Value Init(const Napi::CallbackInfo & info);
+    Napi::Value SetRouting(const Napi::CallbackInfo & info);
+    Napi::Value Evaluate(const Napi::CallbackInfo & info);
+    Napi::Value Abort(const Napi::CallbackInfo & info);
+    Napi::Value Dispose(const Napi::CallbackInfo & info);
+    void CheckUsable(Napi::Env env) const;
+    void Free();
+
+    Napi::ObjectReference model_ref_;
+    Model * model_ = nullptr;
+    ContextOptions options_;
+    llama_context * ctx_ = nullptr;
+    Routing routing_;
+    std::atomic<bool> abort_{false};
+    bool busy_ = false;
+    bool disposed_ = false;
+};
+
+}  // namespace moe_eval

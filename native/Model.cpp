@@ -1,0 +1,312 @@
+#include "Model.h"
+
+#include <cstring>
+
+#include "Log.h"
+#include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
+#include "util/NativeError.h"
+#include "util/Progress.h"
+#include "util/PromiseWorker.h"
+
+namespace moe_eval {
+
+namespace {
+
+std::string MetaString(const llama_model * model, const char * key) {
+    char buf[512];
+    const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+    return n < 0 ? std::string() : std::string(buf);
+}
+
+const char * GatingName(int op) {
+    switch (op) {
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX: return "softmax";
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID: return "sigmoid";
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT: return "softmax-over-chosen";
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SQRT_SOFTPLUS: return "sqrt-softplus";
+        default: return "none";
+    }
+}
+
+}  // namespace
+
+// Loads the model, then builds one small graph with a facts recorder on, so that Model.info can say how
+// llama.cpp routes this model (what the GGUF alone does not say for every architecture).
+class ModelLoadWorker final : public PromiseWorker {
+public:
+    ModelLoadWorker(Napi::Env env, Model * owner, Napi::Value progress)
+        : PromiseWorker(env, "moe-eval:load-model"), owner_(owner), progress_(env, progress) {
+        owner_->Ref();
+        owner_->loading_ = true;
+    }
+
+protected:
+    void Run() override {
+        const ModelLoadOptions & o = owner_->options_;
+        std::vector<llama_model_kv_override> overrides = o.kv_overrides;
+        if (!overrides.empty()) overrides.push_back(llama_model_kv_override{});  // key[0] == 0 ends the list
+
+        llama_model_params params = llama_model_default_params();
+        params.n_gpu_layers = o.gpu_layers;
+        if (!o.use_mmap) params.load_mode = LLAMA_LOAD_MODE_NONE;  // default: llama.cpp chooses (mmap on CPU)
+        params.kv_overrides = overrides.empty() ? nullptr : overrides.data();
+        params.progress_callback = [](float p, void * data) -> bool {
+            auto * self = static_cast<ModelLoadWorker *>(data);
+            self->progress_.Send<double>(p, [](Napi::Env env, const double & v) { return Napi::Number::New(env, v); });
+            return !self->owner_->abort_load_.load();
+        };
+        params.progress_callback_user_data = this;
+
+        ClearLastLogError();
+        llama_model * model = llama_model_load_from_file(o.path.c_str(), params);
+        if (model == nullptr) {
+            if (owner_->abort_load_.load()) throw NativeError("ABORT_ERR", "model loading was aborted");
+            const std::string why = LastLogError();
+            throw NativeError("ERR_MODEL_LOAD", "llama.cpp could not load " + o.path + (why.empty() ? "" : ": " + why));
+        }
+        model_ = model;
+        if (llama_model_n_params(model) > 0 && model->hparams.n_expert > 0) CollectFacts();
+    }
+
+    Napi::Value Result(Napi::Env env) override {
+        owner_->model_ = model_;
+        owner_->facts_ = std::move(facts_);
+        model_ = nullptr;
+        return env.Undefined();
+    }
+
+    void OnSettled() override {
+        progress_.Release();
+        owner_->loading_ = false;
+        if (model_ != nullptr && owner_->model_ != model_) {  // rejected after loading: do not leak
+            llama_model_free(model_);
+            model_ = nullptr;
+        }
+        owner_->Unref();
+    }
+
+private:
+    void CollectFacts() {
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx = 256;
+        cp.n_batch = 32;
+        cp.n_ubatch = 32;
+        cp.n_seq_max = 1;
+        cp.n_threads = cp.n_threads_batch = 1;
+        ScopedFactsRecorder recorder(&facts_);
+        llama_context * ctx = llama_init_from_model(model_, cp);  // reserving builds the graph once
+        if (ctx != nullptr) llama_free(ctx);
+    }
+
+    Model * owner_;
+    Progress progress_;
+    llama_model * model_ = nullptr;
+    std::vector<LayerFacts> facts_;
+};
+
+Napi::Function Model::Define(Napi::Env env) {
+    return DefineClass(env, "Model", {
+        InstanceMethod<&Model::Load>("load"),
+        InstanceMethod<&Model::AbortLoad>("abortLoad"),
+        InstanceMethod<&Model::Info>("info"),
+        InstanceMethod<&Model::Tokenize>("tokenize"),
+        InstanceMethod<&Model::Dispose>("dispose"),
+    });
+}
+
+// new Model(path, { gpuLayers, useMmap, kvOverrides: [{ key, type: 'int'|'float'|'bool'|'str', value }] })
+// Arguments arrive validated from src/model.ts; the checks here only keep C++ safe.
+Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Model: expected a path string");
+    options_.path = info[0].As<Napi::String>().Utf8Value();
+    if (info.Length() > 1 && info[1].IsObject()) {
+        Napi::Object o = info[1].As<Napi::Object>();
+        if (o.Get("gpuLayers").IsNumber()) options_.gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
+        if (o.Get("useMmap").IsBoolean()) options_.use_mmap = o.Get("useMmap").As<Napi::Boolean>().Value();
+        if (o.Get("kvOverrides").IsArray()) {
+            Napi::Array arr = o.Get("kvOverrides").As<Napi::Array>();
+            for (uint32_t i = 0; i < arr.Length(); ++i) {
+                Napi::Object kv = arr.Get(i).As<Napi::Object>();
+                llama_model_kv_override ov{};
+                const std::string key = kv.Get("key").As<Napi::String>().Utf8Value();
+                const std::string type = kv.Get("type").As<Napi::String>().Utf8Value();
+                if (key.empty() || key.size() >= sizeof(ov.key)) throw Napi::RangeError::New(env, "kvOverrides: key length must be 1..127");
+                std::strncpy(ov.key, key.c_str(), sizeof(ov.key) - 1);
+                Napi::Value v = kv.Get("value");
+                if (type == "int") {
+                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_INT;
+                    ov.val_i64 = v.As<Napi::Number>().Int64Value();
+                } else if (type == "float") {
+                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_FLOAT;
+                    ov.val_f64 = v.As<Napi::Number>().DoubleValue();
+                } else if (type == "bool") {
+                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_BOOL;
+                    ov.val_bool = v.As<Napi::Boolean>().Value();
+                } else {
+                    const std::string s = v.As<Napi::String>().Utf8Value();
+                    if (s.size() >= sizeof(ov.val_str)) throw Napi::RangeError::New(env, "kvOverrides: string value longer than 127 bytes");
+                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_STR;
+                    std::strncpy(ov.val_str, s.c_str(), sizeof(ov.val_str) - 1);
+                }
+                options_.kv_overrides.push_back(ov);
+            }
+        }
+    }
+}
+
+Model::~Model() { Free(); }
+
+void Model::Free() {
+    if (model_ != nullptr && active_workers_.load() == 0) {
+        llama_model_free(model_);
+        model_ = nullptr;
+    }
+}
+
+void Model::Check() const {
+    if (disposed_) throw NativeError("ERR_DISPOSED", "the model has been disposed");
+    if (model_ == nullptr) throw NativeError("ERR_NOT_LOADED", "the model is not loaded");
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo & info) {
+    if (disposed_ || loading_ || model_ != nullptr) {
+        throw Napi::Error::New(info.Env(), "Model.load: the model is already loaded, loading or disposed");
+    }
+    abort_load_ = false;
+    auto * worker = new ModelLoadWorker(info.Env(), this, info.Length() > 0 ? info[0] : info.Env().Undefined());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+Napi::Value Model::AbortLoad(const Napi::CallbackInfo & info) {
+    abort_load_ = true;
+    return info.Env().Undefined();
+}
+
+Napi::Value Model::Info(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    try {
+        Check();
+    } catch (const NativeError & e) {
+        Napi::Error err = Napi::Error::New(env, e.what());
+        err.Set("code", e.code);
+        throw err;
+    }
+    const llama_model * m = model_;
+    const llama_hparams & hp = m->hparams;
+    const llama_vocab * vocab = llama_model_get_vocab(m);
+    Napi::Object o = Napi::Object::New(env);
+    char desc[256];
+    llama_model_desc(m, desc, sizeof(desc));
+    o.Set("architecture", MetaString(m, "general.architecture"));
+    o.Set("name", MetaString(m, "general.name"));
+    o.Set("description", std::string(desc));
+    o.Set("layers", llama_model_n_layer(m));
+    o.Set("embeddingLength", llama_model_n_embd(m));
+    o.Set("vocabSize", llama_vocab_n_tokens(vocab));
+    o.Set("trainingContextLength", llama_model_n_ctx_train(m));
+    o.Set("fileType", (double) llama_model_ftype(m));
+    o.Set("sizeBytes", (double) llama_model_size(m));
+    o.Set("parameters", (double) llama_model_n_params(m));
+    o.Set("addBos", llama_vocab_get_add_bos(vocab));
+    o.Set("addEos", llama_vocab_get_add_eos(vocab));
+    o.Set("bosToken", llama_vocab_bos(vocab));
+    o.Set("vocabType", (double) llama_vocab_type(vocab));
+
+    o.Set("experts", hp.n_expert);
+    o.Set("expertsUsed", hp.n_expert > 0 ? hp.n_expert_used() : 0);
+    o.Set("sharedExperts", hp.n_expert_shared);
+    o.Set("expertGroups", hp.n_expert_groups);
+    o.Set("expertGroupsUsed", hp.n_group_used);
+    o.Set("denseLeadingLayers", hp.n_layer_dense_lead);
+
+    // What llama.cpp's graph builder does with this model, as recorded by the routing hook.
+    Napi::Array layers = Napi::Array::New(env, facts_.size());
+    for (size_t i = 0; i < facts_.size(); ++i) {
+        const LayerFacts & f = facts_[i];
+        Napi::Object l = Napi::Object::New(env);
+        l.Set("layer", f.layer);
+        l.Set("experts", f.n_expert);
+        l.Set("expertsUsed", f.n_expert_used);
+        l.Set("gating", GatingName(f.gating_op));
+        l.Set("renormalized", f.norm_w || f.gating_op == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT);
+        l.Set("expertWeightsScale", f.w_scale);
+        l.Set("selectionBias", f.selection_bias);
+        layers.Set(i, l);
+    }
+    o.Set("moeLayers", layers);
+    return o;
+}
+
+class TokenizeWorker final : public PromiseWorker {
+public:
+    TokenizeWorker(Napi::Env env, Model * owner, std::string text, bool add_special, bool parse_special)
+        : PromiseWorker(env, "moe-eval:tokenize"), owner_(owner), text_(std::move(text)),
+          add_special_(add_special), parse_special_(parse_special) {
+        owner_->Ref();
+        owner_->WorkerStarted();
+    }
+
+protected:
+    void Run() override {
+        const llama_vocab * vocab = llama_model_get_vocab(owner_->model());
+        if (llama_vocab_type(vocab) == LLAMA_VOCAB_TYPE_NONE) {
+            throw NativeError("ERR_NO_TOKENIZER", "the model has no tokenizer (tokenizer.ggml.model is \"no_vocab\")");
+        }
+        if (text_.size() > (size_t) INT32_MAX / 2) throw NativeError("ERR_INVALID_ARG", "text too long to tokenize");
+        // upper bound: one token per byte, plus BOS/EOS
+        tokens_.resize(text_.size() + 2);
+        int32_t n = llama_tokenize(vocab, text_.data(), (int32_t) text_.size(), tokens_.data(), (int32_t) tokens_.size(),
+                                   add_special_, parse_special_);
+        if (n < 0) {
+            tokens_.resize(-n);
+            n = llama_tokenize(vocab, text_.data(), (int32_t) text_.size(), tokens_.data(), (int32_t) tokens_.size(),
+                               add_special_, parse_special_);
+        }
+        if (n < 0) throw NativeError("ERR_TOKENIZE", "tokenization failed");
+        tokens_.resize(n);
+    }
+
+    Napi::Value Result(Napi::Env env) override {
+        Napi::Int32Array out = Napi::Int32Array::New(env, tokens_.size());
+        std::memcpy(out.Data(), tokens_.data(), tokens_.size() * sizeof(int32_t));
+        return out;
+    }
+
+    void OnSettled() override {
+        owner_->WorkerDone();
+        owner_->Unref();
+    }
+
+private:
+    Model * owner_;
+    std::string text_;
+    bool add_special_;
+    bool parse_special_;
+    std::vector<llama_token> tokens_;
+};
+
+// tokenize(text, addSpecial, parseSpecial) → Promise<Int32Array>
+Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (disposed_ || model_ == nullptr) {
+        Napi::Error err = Napi::Error::New(env, disposed_ ? "the model has been disposed" : "the model is not loaded");
+        err.Set("code", disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED");
+        throw err;
+    }
+    auto * worker = new TokenizeWorker(env, this, info[0].As<Napi::String>().Utf8Value(),
+                                       info[1].ToBoolean().Value(), info[2].ToBoolean().Value());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {
+    disposed_ = true;
+    Free();
+    return info.Env().Undefined();
+}
+
+}  // namespace moe_eval

@@ -1,0 +1,28 @@
+// Module init: registers the classes and free functions of the moe-eval addon (typed in src/native.ts).
+#include <napi.h>
+
+#include "Context.h"
+#include "Log.h"
+#include "Model.h"
+#include "fixtures/RandomModel.h"
+#include "llama.h"
+
+namespace {
+
+Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
+    return Napi::String::New(info.Env(), llama_print_system_info());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    llama_backend_init();
+    moe_eval::InitLog(env, exports);
+    exports.Set("Model", moe_eval::Model::Define(env));
+    exports.Set("Context", moe_eval::Context::Define(env));
+    moe_eval::InitRandomModel(env, exports);
+    exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+    return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(moe_eval, Init)

@@ -1,0 +1,41 @@
+// Perplexity exactly as llama.cpp's tools/perplexity/perplexity.cpp computes it.
+//
+// For each scored position the NLL of the next token is max_logit + log(Σ exp(logit - max)) - logit[tok],
+// with expf on float differences summed in double (llama-perplexity's log_softmax); sums of NLL and NLL²
+// are kept in double; PPL = exp(mean NLL) and its ± is PPL·sqrt(var(NLL)/(count-1)).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace moe_eval {
+
+struct NllSums {
+    double nll = 0.0;
+    double nll2 = 0.0;
+    size_t count = 0;
+
+    NllSums & operator+=(const NllSums & o) {
+        nll += o.nll;
+        nll2 += o.nll2;
+        count += o.count;
+        return *this;
+    }
+};
+
+struct PerplexityEstimate {
+    double perplexity = 0.0;
+    double stderr_ppl = 0.0;  // llama-perplexity's "±"
+    double mean_nll = 0.0;
+};
+
+// NLL of `token` under one row of logits.
+double TokenNll(const float * logits, int n_vocab, int32_t token);
+
+// Scores `n` consecutive rows of logits, row i predicting next_tokens[i], on up to n_threads threads.
+NllSums ScoreRows(const float * logits, int n_vocab, const int32_t * next_tokens, int n, int n_threads);
+
+PerplexityEstimate Estimate(const NllSums & sums);
+
+}  // namespace moe_eval

@@ -1,0 +1,115 @@
+// moe-eval's routing logic at llama.cpp's MoE call sites (see moe-eval-routing-hook.h for the contract).
+// Compiled into the llama library; everything here is ggml graph ops, so every backend runs it.
+#include "moe-eval-routing-hook.h"
+#include "Routing.h"
+
+#include "ggml.h"
+#include "llama-graph.h"
+
+#include <atomic>
+#include <memory>
+
+namespace moe_eval {
+
+namespace {
+thread_local const Routing * t_routing = nullptr;
+thread_local std::vector<LayerFacts> * t_facts = nullptr;
+std::atomic<uint64_t> g_next_version{1};
+}  // namespace
+
+void Routing::touch() { version = g_next_version.fetch_add(1); }
+
+const Routing * current_routing() { return t_routing; }
+
+ScopedRouting::ScopedRouting(const Routing * routing) : previous_(t_routing) { t_routing = routing; }
+ScopedRouting::~ScopedRouting() { t_routing = previous_; }
+
+ScopedFactsRecorder::ScopedFactsRecorder(std::vector<LayerFacts> * out) : previous_(t_facts) { t_facts = out; }
+ScopedFactsRecorder::~ScopedFactsRecorder() { t_facts = previous_; }
+
+namespace {
+
+// A graph input with no tensor: it only answers "may the graph built under routing R be reused now?".
+// llama.cpp reuses the previous graph when every input of it agrees (llm_graph_result::can_reuse).
+class RoutingReuseGuard final : public llm_graph_input_i {
+public:
+    RoutingReuseGuard() : routing_(t_routing), version_(t_routing ? t_routing->version : 0) {}
+    void set_input(const llama_ubatch *) override {}
+    bool can_reuse(const llm_graph_params &) override {
+        const Routing * now = t_routing;
+        return now == routing_ && (now == nullptr || now->version == version_);
+    }
+private:
+    const Routing * routing_;
+    uint64_t version_;
+};
+
+const LayerRouting * layer_routing(int il) {
+    return t_routing ? t_routing->layer(il) : nullptr;
+}
+
+}  // namespace
+}  // namespace moe_eval
+
+namespace moe_eval_hook {
+
+using moe_eval::layer_routing;
+
+static int64_t n_expert_used_for(int64_t n_default, int il) {
+    const auto * l = layer_routing(il);
+    return (l && l->experts > 0) ? l->experts : n_default;
+}
+
+int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_expert_used,
+                    int gating_op, bool norm_w, float w_scale, bool has_selection_bias) {
+    if (auto * facts = moe_eval::t_facts) {
+        bool seen = false;
+        for (const auto & f : *facts) seen = seen || f.layer == il;
+        if (!seen) {
+            facts->push_back({il, (int32_t) n_expert, (int32_t) n_expert_used, gating_op, norm_w, w_scale, has_selection_bias});
+        }
+    }
+    if (res != nullptr && moe_eval::t_routing != nullptr) {
+        res->add_input(std::make_unique<moe_eval::RoutingReuseGuard>());
+    }
+    return n_expert_used_for(n_expert_used, il);
+}
+
+int64_t n_expert_used(int64_t n_expert_used, int il) {
+    return n_expert_used_for(n_expert_used, il);
+}
+
+ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->gate_scale == 1.0f) return logits;
+    ggml_tensor * out = ggml_scale(ctx, logits, l->gate_scale);
+    ggml_format_name(out, "moe_eval_gate_scaled-%d", il);
+    return out;
+}
+
+ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->ser_min <= 0) return weights;
+    const int64_t k = weights->ne[1];
+    const int64_t n_tokens = weights->ne[2];
+    if (l->ser_min >= k) return weights;  // every chosen expert is kept anyway
+
+    ggml_tensor * w = ggml_reshape_2d(ctx, weights, k, n_tokens);                 // [k, n_tokens]
+    ggml_tensor * first = ggml_cont(ctx, ggml_view_2d(ctx, w, 1, n_tokens, w->nb[1], 0)); // [1, n_tokens]
+    // keep_i = step(w_i - t·w_0): 1 where the expert's weight reaches the threshold
+    ggml_tensor * keep = ggml_step(ctx, ggml_sub(ctx, w, ggml_repeat(ctx, ggml_scale(ctx, first, l->ser_ratio), w)));
+    // the first Kmin are always kept: step(Kmin - 0.5 - i) over i = 0..k-1
+    ggml_tensor * forced = ggml_step(ctx, ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, (float) k, 1.0f), -1.0f, l->ser_min - 0.5f));
+    keep = ggml_clamp(ctx, ggml_add(ctx, keep, forced), 0.0f, 1.0f);
+    ggml_tensor * out = ggml_mul(ctx, w, keep);
+    ggml_format_name(out, "moe_eval_ser-%d", il);
+    return ggml_reshape_3d(ctx, out, 1, k, n_tokens);
+}
+
+float weights_scale(float w_scale, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->expert_scale == 1.0f) return w_scale;
+    return (w_scale == 0.0f ? 1.0f : w_scale) * l->expert_scale;
+}
+
+}  // namespace moe_eval_hook

@@ -1,0 +1,177 @@
+/**
+ * Context: a llama_context with its own routing. Operations on one context run one at a time, in call
+ * order (a promise queue); contexts of one model run in parallel.
+ */
+import { availableParallelism } from 'node:os';
+
+import { DisposedError, fromNative, toAbortReason } from './errors.js';
+import type { Model } from './model.js';
+import type { NativeContext, NativeEvaluation } from './native.js';
+import { native } from './native.js';
+import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
+import { checkOptionNames, integer, optionsObject } from './validate.js';
+
+export interface ContextOptions {
+  /** Tokens per evaluated chunk (llama-perplexity's -c). Default 512. */
+  contextSize?: number;
+  /** Logical batch (llama-perplexity's -b): batchSize / contextSize chunks are evaluated together. Default 2048. */
+  batchSize?: number;
+  /** Physical batch (llama.cpp's -ub). Default 512. */
+  ubatchSize?: number;
+  /** CPU threads. Default: all cores. */
+  threads?: number;
+  routing?: Routing;
+}
+
+export const CONTEXT_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'routing'] as const;
+
+export interface ResolvedContextOptions {
+  contextSize: number;
+  batchSize: number;
+  ubatchSize: number;
+  threads: number;
+  /** Chunks evaluated per batch (llama-perplexity's n_seq). */
+  sequences: number;
+}
+
+/** The sizes llama-perplexity derives from -c and -b (n_seq = max(1, b / c), n_ctx = n_seq · c). */
+export function resolveContextOptions(o: Record<string, unknown>, where: string): ResolvedContextOptions {
+  const contextSize = o.contextSize === undefined ? 512 : integer(o.contextSize, `${where}.contextSize`, 8, 1 << 20);
+  const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, `${where}.batchSize`, 1, 1 << 20);
+  const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, `${where}.ubatchSize`, 1, 1 << 20);
+  const threads = o.threads === undefined ? availableParallelism() : integer(o.threads, `${where}.threads`, 1, 1024);
+  if (batchSize > contextSize && batchSize % contextSize !== 0) {
+    throw new RangeError(`Expected batchSize below contextSize or a multiple of it (as llama-perplexity requires) but received batchSize ${batchSize} with contextSize ${contextSize}`);
+  }
+  const sequences = Math.max(1, Math.floor(batchSize / contextSize));
+  return { contextSize, batchSize, ubatchSize, threads, sequences };
+}
+
+export class Context {
+  readonly model: Model;
+  readonly options: ResolvedContextOptions;
+  readonly #native: NativeContext;
+  #routing: ResolvedRouting;
+  #applied: ResolvedRouting | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+  #disposePromise: Promise<void> | undefined;
+  #running = 0;
+  readonly #onDispose: (() => void)[] = [];
+
+  /** @internal use model.createContext() */
+  constructor(model: Model, nativeContext: NativeContext, options: ResolvedContextOptions, routing: ResolvedRouting) {
+    this.model = model;
+    this.#native = nativeContext;
+    this.options = options;
+    this.#routing = routing;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** The routing the next evaluation uses. */
+  get routing(): ResolvedRouting {
+    return this.#routing;
+  }
+
+  /** Changes the routing for the following evaluations. No reload; the graph is rebuilt on next use. */
+  setRouting(routing: Routing | undefined): ResolvedRouting {
+    this.#check();
+    this.#routing = resolveRouting(routing, this.model.info);
+    return this.#routing;
+  }
+
+  /** @internal Runs `fn` after every earlier operation on this context. */
+  enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    this.#check();
+    const run = this.#queue.then(async () => {
+      this.#check();
+      this.#running++;
+      try {
+        return await fn();
+      } finally {
+        this.#running--;
+      }
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** @internal Evaluates tokens under the current routing; must run inside enqueue(). */
+  async evaluateTokens(
+    tokens: Int32Array,
+    chunkOptions: { chunks?: number },
+    onProgress: ((p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void) | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ raw: NativeEvaluation; routing: ResolvedRouting }> {
+    if (signal?.aborted) throw toAbortReason(signal);
+    const routing = this.#routing;
+    if (this.#applied !== routing) {
+      this.#native.setRouting(toNativeRouting(routing, this.model.info));
+      this.#applied = routing;
+    }
+    const onAbort = () => this.#native.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const raw = await this.#native.evaluate(tokens, { chunkSize: this.options.contextSize, ...chunkOptions }, onProgress);
+      return { raw, routing };
+    } catch (e) {
+      if (this.#disposed) throw new DisposedError('The context');
+      throw fromNative(e, signal);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** @internal */
+  onDispose(fn: () => void): void {
+    this.#onDispose.push(fn);
+  }
+
+  /** Frees the context. A running evaluation is aborted (it rejects) and the promise settles after it. Idempotent. */
+  dispose(): Promise<void> {
+    if (this.#disposePromise) return this.#disposePromise;
+    this.#disposed = true;
+    if (this.#running > 0) this.#native.abort();
+    this.#disposePromise = this.#queue.then(() => {
+      this.#native.dispose();
+      for (const fn of this.#onDispose) fn();
+    });
+    return this.#disposePromise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new DisposedError('The context');
+    if (this.model.disposed) throw new DisposedError('The model');
+  }
+}
+
+/** @internal */
+export async function createContextFor(model: Model, optionsIn: ContextOptions): Promise<Context> {
+  const o = optionsObject(optionsIn, 'createContext options');
+  checkOptionNames(o, CONTEXT_OPTIONS, 'createContext()');
+  const options = resolveContextOptions(o, 'createContext');
+  const routing = resolveRouting(o.routing as Routing | undefined, model.info);
+  const n = options.sequences * options.contextSize;
+  const nativeContext = new (native().Context)(model.native, {
+    contextSize: n,
+    batchSize: Math.min(options.batchSize, n),
+    ubatchSize: Math.min(options.ubatchSize, Math.min(options.batchSize, n)),
+    sequences: options.sequences,
+    threads: options.threads,
+    reserveExperts: maxExperts(routing),
+  });
+  try {
+    await nativeContext.init();
+  } catch (e) {
+    nativeContext.dispose();
+    throw fromNative(e);
+  }
+  return new Context(model, nativeContext, options, routing);
+}

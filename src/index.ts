@@ -1,0 +1,15 @@
+/** moe-eval: runtime MoE routing and llama.cpp-exact perplexity for Node. */
+import { applyLogEnv } from './log.js';
+
+export { loadModel, Model, parseKvOverride, type LoadModelOptions, type KvOverride } from './model.js';
+export { Context, type ContextOptions, type ResolvedContextOptions } from './context.js';
+export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult } from './evaluate.js';
+export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
+export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
+export type { ModelInfo } from './model-info.js';
+export type { RoutingProfile } from './profile.js';
+export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
+export { setLogger, type LogLevel } from './log.js';
+export { MoeEvalError, DisposedError, type ErrorCode } from './errors.js';
+
+applyLogEnv();

@@ -1,0 +1,78 @@
+/** Model facts as moe-eval reports them (Model.info), derived from the addon's raw info. */
+import type { NativeLayerFacts, NativeModelInfo } from './native.js';
+
+export type Gating = NativeLayerFacts['gating'];
+
+export interface ModelInfo {
+  path: string;
+  architecture: string;
+  name: string;
+  description: string;
+  layers: number;
+  embeddingLength: number;
+  vocabSize: number;
+  trainingContextLength: number;
+  /** llama.cpp's file type name, e.g. 'F16', 'Q4_K_M' ('(guessed)' when the file does not say). */
+  fileType: string;
+  sizeBytes: number;
+  parameters: number;
+  bitsPerWeight: number;
+  addBos: boolean;
+  /** N: routed experts per MoE layer (0 for a dense model). */
+  experts: number;
+  /** n: experts used per token as trained. */
+  expertsUsed: number;
+  /** The gating function llama.cpp applies to the router logits. */
+  gating: Gating;
+  /** Whether the chosen top-k weights are renormalized to sum to 1 (Mixtral: yes; the seed assumed no). */
+  renormalized: boolean;
+  /** Expert-weights scale the model applies (1 when none). */
+  expertWeightsScale: number;
+  /** Always-on shared experts: not routed, so routing options never scale them. */
+  sharedExperts: number;
+  expertGroups: number;
+  expertGroupsUsed: number;
+  /** Indices of the layers that route through experts. */
+  moeLayers: NativeLayerFacts[];
+}
+
+const FTYPES: Record<number, string> = {
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K_S', 12: 'Q3_K_M',
+  13: 'Q3_K_L', 14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S', 17: 'Q5_K_M', 18: 'Q6_K', 19: 'IQ2_XXS', 20: 'IQ2_XS',
+  21: 'Q2_K_S', 22: 'IQ3_XS', 23: 'IQ3_XXS', 24: 'IQ1_S', 25: 'IQ4_NL', 26: 'IQ3_S', 27: 'IQ3_M', 28: 'IQ2_S',
+  29: 'IQ2_M', 30: 'IQ4_XS', 31: 'IQ1_M', 32: 'BF16', 36: 'TQ1_0', 37: 'TQ2_0', 38: 'MXFP4_MOE',
+};
+
+export function fileTypeName(ftype: number): string {
+  const guessed = (ftype & 1024) !== 0;
+  const name = FTYPES[ftype & ~1024] ?? `ftype ${ftype & ~1024}`;
+  return guessed ? `${name} (guessed)` : name;
+}
+
+export function toModelInfo(path: string, raw: NativeModelInfo): ModelInfo {
+  const first = raw.moeLayers[0];
+  return {
+    path,
+    architecture: raw.architecture,
+    name: raw.name,
+    description: raw.description,
+    layers: raw.layers,
+    embeddingLength: raw.embeddingLength,
+    vocabSize: raw.vocabSize,
+    trainingContextLength: raw.trainingContextLength,
+    fileType: fileTypeName(raw.fileType),
+    sizeBytes: raw.sizeBytes,
+    parameters: raw.parameters,
+    bitsPerWeight: raw.parameters > 0 ? (raw.sizeBytes * 8) / raw.parameters : 0,
+    addBos: raw.addBos,
+    experts: raw.experts,
+    expertsUsed: raw.expertsUsed,
+    gating: first?.gating ?? 'none',
+    renormalized: first?.renormalized ?? false,
+    expertWeightsScale: first && first.expertWeightsScale !== 0 ? first.expertWeightsScale : 1,
+    sharedExperts: raw.sharedExperts,
+    expertGroups: raw.expertGroups,
+    expertGroupsUsed: raw.expertGroupsUsed,
+    moeLayers: raw.moeLayers,
+  };
+}

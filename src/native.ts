@@ -1,0 +1,135 @@
+/**
+ * Loads the compiled addon (build/Release/moe_eval.node) and types its surface. Everything here takes
+ * already-validated plain values; validation lives in the modules that call it.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { MoeEvalError } from './errors.js';
+
+export interface NativeLayerFacts {
+  layer: number;
+  experts: number;
+  expertsUsed: number;
+  gating: 'softmax' | 'sigmoid' | 'softmax-over-chosen' | 'sqrt-softplus' | 'none';
+  renormalized: boolean;
+  expertWeightsScale: number;
+  selectionBias: boolean;
+}
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  layers: number;
+  embeddingLength: number;
+  vocabSize: number;
+  trainingContextLength: number;
+  fileType: number;
+  sizeBytes: number;
+  parameters: number;
+  addBos: boolean;
+  addEos: boolean;
+  bosToken: number;
+  vocabType: number;
+  experts: number;
+  expertsUsed: number;
+  sharedExperts: number;
+  expertGroups: number;
+  expertGroupsUsed: number;
+  denseLeadingLayers: number;
+  moeLayers: NativeLayerFacts[];
+}
+
+export interface NativeLayerRouting {
+  experts: number; // 0 = model default
+  expertScale: number;
+  gateScale: number;
+  serMin: number; // 0 = off
+  serRatio: number;
+}
+
+export interface NativeEvaluation {
+  nll: number;
+  nll2: number;
+  count: number;
+  chunkCount: number;
+  tokensDecoded: number;
+  elapsedMs: number;
+  chunks: { index: number; nll: number; nll2: number; count: number }[];
+}
+
+export interface NativeModel {
+  load(onProgress?: (p: number) => void): Promise<void>;
+  abortLoad(): void;
+  info(): NativeModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
+  dispose(): void;
+}
+
+export interface NativeContextOptions {
+  contextSize: number;
+  batchSize: number;
+  ubatchSize: number;
+  sequences: number;
+  threads: number;
+  reserveExperts: number;
+}
+
+export interface NativeContext {
+  init(): Promise<void>;
+  setRouting(layers: NativeLayerRouting[]): void;
+  evaluate(
+    tokens: Int32Array,
+    options: { chunkSize: number; chunks?: number },
+    onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
+  ): Promise<NativeEvaluation>;
+  abort(): void;
+  dispose(): void;
+}
+
+export interface NativeRandomModelSpec {
+  arch: string;
+  vocabFile: string;
+  layers?: number;
+  embeddingLength?: number;
+  heads?: number;
+  headsKv?: number;
+  feedForwardLength?: number;
+  experts?: number;
+  expertsUsed?: number;
+  sharedExperts?: number;
+  expertGroups?: number;
+  expertGroupsUsed?: number;
+  denseLeadingLayers?: number;
+  contextLength?: number;
+  seed?: number;
+  gating?: number;
+  renormalize?: boolean;
+  expertWeightsScale?: number;
+  routerStd?: number;
+}
+
+export interface NativeAddon {
+  Model: new (path: string, options: { gpuLayers?: number; useMmap?: boolean; kvOverrides?: { key: string; type: string; value: unknown }[] }) => NativeModel;
+  Context: new (model: NativeModel, options: NativeContextOptions) => NativeContext;
+  setLogger(fn: ((level: string, text: string) => void) | null, level: string): void;
+  systemInfo(): string;
+  createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
+}
+
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const file = process.env.MOE_EVAL_ADDON ?? join(packageRoot, 'build', 'Release', 'moe_eval.node');
+  if (!existsSync(file)) {
+    throw new MoeEvalError('ERR_NATIVE', `The moe-eval addon is not built (${file} is missing): run \`npm run build:native\``);
+  }
+  addon = createRequire(import.meta.url)(file) as NativeAddon;
+  return addon;
+}
