@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "EvaluateWorker.h"
+#include "LogitsWorker.h"
 #include "Log.h"
 #include "Model.h"
 #include "llama-model.h"
@@ -93,6 +94,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::Init>("init"),
         InstanceMethod<&Context::SetRouting>("setRouting"),
         InstanceMethod<&Context::Evaluate>("evaluate"),
+        InstanceMethod<&Context::Logits>("logits"),
         InstanceMethod<&Context::Abort>("abort"),
         InstanceMethod<&Context::Dispose>("dispose"),
     });
@@ -162,7 +164,12 @@ Napi::Value Context::Init(const Napi::CallbackInfo & info) {
 Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     CheckUsable(env);
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "setRouting: expected an array");
+    if (info.Length() > 0 && info[0].IsNull()) {  // hook off entirely: llama.cpp's own graph
+        hook_active_ = false;
+        routing_ = Routing{};
+        return env.Undefined();
+    }
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "setRouting: expected an array or null");
     Napi::Array arr = info[0].As<Napi::Array>();
     const llama_model * model = model_->model();
     const uint32_t n_layer = (uint32_t) llama_model_n_layer(model);
@@ -189,6 +196,7 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
     }
     next.touch();
     routing_ = std::move(next);
+    hook_active_ = true;
     return env.Undefined();
 }
 
@@ -197,6 +205,16 @@ Napi::Value Context::Evaluate(const Napi::CallbackInfo & info) {
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
     auto * worker = EvaluateWorker::Create(info, this);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    auto * worker = LogitsWorker::Create(info, this);
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

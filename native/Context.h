@@ -34,7 +34,9 @@ public:
     Model * model() const { return model_; }
     llama_context * ctx() const { return ctx_; }
     const ContextOptions & options() const { return options_; }
-    const Routing & routing() const { return routing_; }
+    // The routing workers install for llama.cpp's hook: nullptr when the hook is switched off
+    // (setRouting(null), used by the test that default routing is bit-identical to no hook at all).
+    const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
 
     // Called by workers on the JS thread.
@@ -47,6 +49,7 @@ private:
     Napi::Value Init(const Napi::CallbackInfo & info);
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
+    Napi::Value Logits(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     void CheckUsable(Napi::Env env) const;
@@ -57,6 +60,7 @@ private:
     ContextOptions options_;
     llama_context * ctx_ = nullptr;
     Routing routing_;
+    bool hook_active_ = true;
     std::atomic<bool> abort_{false};
     bool busy_ = false;
     bool disposed_ = false;

@@ -103,7 +103,7 @@ void EvaluateWorker::Run() {
     std::vector<float> logits;
     if (num_batches > 1) logits.reserve((size_t) n_ctx * n_vocab);
 
-    ScopedRouting routing(&owner_->routing());
+    ScopedRouting routing(owner_->hook_routing());
     std::atomic<bool> & abort = owner_->abort_flag();
     const auto t_start = std::chrono::steady_clock::now();
 

@@ -1,5 +1,6 @@
 #include "Model.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "Log.h"
@@ -217,7 +218,10 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
 
     o.Set("experts", hp.n_expert);
     o.Set("expertsUsed", hp.n_expert > 0 ? hp.n_expert_used() : 0);
-    o.Set("sharedExperts", hp.n_expert_shared);
+    // Some architectures (qwen2moe) have a shared expert without the count key: look at the tensors too.
+    uint32_t shared_layers = 0;
+    for (const auto & layer : m->layers) shared_layers += (layer.ffn_up_shexp != nullptr || layer.ffn_down_shexp != nullptr) ? 1 : 0;
+    o.Set("sharedExperts", std::max<uint32_t>(hp.n_expert_shared, shared_layers > 0 ? 1 : 0));
     o.Set("expertGroups", hp.n_expert_groups);
     o.Set("expertGroupsUsed", hp.n_group_used);
     o.Set("denseLeadingLayers", hp.n_layer_dense_lead);

@@ -5,6 +5,7 @@
 #include "Log.h"
 #include "Model.h"
 #include "fixtures/RandomModel.h"
+#include "gguf/GgufRewrite.h"
 #include "llama.h"
 
 namespace {
@@ -19,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Model", moe_eval::Model::Define(env));
     exports.Set("Context", moe_eval::Context::Define(env));
     moe_eval::InitRandomModel(env, exports);
+    moe_eval::InitGgufRewrite(env, exports);
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     return exports;
 }

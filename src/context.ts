@@ -108,10 +108,7 @@ export class Context {
   ): Promise<{ raw: NativeEvaluation; routing: ResolvedRouting }> {
     if (signal?.aborted) throw toAbortReason(signal);
     const routing = this.#routing;
-    if (this.#applied !== routing) {
-      this.#native.setRouting(toNativeRouting(routing, this.model.info));
-      this.#applied = routing;
-    }
+    this.#apply();
     const onAbort = () => this.#native.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -122,6 +119,50 @@ export class Context {
       throw fromNative(e, signal);
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * All logits (tokens × vocabSize, row-major) of one sequence decoded from position 0 under the current
+   * routing. At most contextSize tokens.
+   */
+  logits(tokens: Int32Array | readonly number[], options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    this.#check();
+    const t = tokens instanceof Int32Array ? tokens : Array.isArray(tokens) ? Int32Array.from(tokens) : undefined;
+    if (!t || t.length < 1 || t.length > this.options.contextSize) {
+      throw new RangeError(`Expected 1 to ${this.options.contextSize} tokens (an Int32Array or array) for logits() but received ${t ? t.length : typeof tokens}`);
+    }
+    const signal = options.signal;
+    return this.enqueue(async () => {
+      if (signal?.aborted) throw toAbortReason(signal);
+      this.#apply();
+      const onAbort = () => this.#native.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await this.#native.logits(t);
+      } catch (e) {
+        throw fromNative(e, signal);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  /** @internal Test hook: switch llama.cpp's routing hook off (null) or back on for this context. */
+  setHookActive(active: boolean): void {
+    this.#check();
+    this.#native.setRouting(active ? toNativeRouting(this.#routing, this.model.info) : null);
+    this.#applied = active ? this.#routing : undefined;
+    this.#hookOff = !active;
+  }
+
+  #hookOff = false;
+
+  #apply(): void {
+    if (this.#hookOff) return;
+    if (this.#applied !== this.#routing) {
+      this.#native.setRouting(toNativeRouting(this.#routing, this.model.info));
+      this.#applied = this.#routing;
     }
   }
 

@@ -8,6 +8,7 @@ export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
 export type { RoutingProfile } from './profile.js';
+export { exportModel, type ExportOptions } from './export.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
 export { MoeEvalError, DisposedError, type ErrorCode } from './errors.js';

@@ -80,7 +80,9 @@ export interface NativeContextOptions {
 
 export interface NativeContext {
   init(): Promise<void>;
-  setRouting(layers: NativeLayerRouting[]): void;
+  /** [] = the model's own routing through the hook; null = hook switched off (llama.cpp's own graph). */
+  setRouting(layers: NativeLayerRouting[] | null): void;
+  logits(tokens: Int32Array): Promise<Float32Array>;
   evaluate(
     tokens: Int32Array,
     options: { chunkSize: number; chunks?: number },
@@ -118,6 +120,12 @@ export interface NativeAddon {
   setLogger(fn: ((level: string, text: string) => void) | null, level: string): void;
   systemInfo(): string;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
+  rewriteGguf(
+    src: string,
+    dst: string,
+    spec: { kv?: { key: string; type: 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u32[]'; value: unknown }[]; scale?: { name: string; factor: number; optional?: boolean }[] },
+    onProgress?: (p: number) => void,
+  ): Promise<void>;
 }
 
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

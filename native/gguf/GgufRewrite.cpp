@@ -1,0 +1,225 @@
+#include "GgufRewrite.h"
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ggml.h"
+#include "gguf.h"
+#include "util/NativeError.h"
+#include "util/Progress.h"
+#include "util/PromiseWorker.h"
+
+namespace moe_eval {
+
+namespace {
+
+struct KvSet {
+    std::string key;
+    std::string type;  // u32 | i32 | f32 | bool | str | u32[]
+    double number = 0;
+    bool boolean = false;
+    std::string str;
+    std::vector<uint32_t> u32s;
+};
+
+struct RewriteSpec {
+    std::string src;
+    std::string dst;
+    std::vector<KvSet> kv;
+    std::map<std::string, float> scale;  // tensor name → factor
+    std::map<std::string, bool> optional;  // tensor name → skip when absent (e.g. a bias)
+};
+
+struct FileCloser {
+    void operator()(FILE * f) const {
+        if (f) fclose(f);
+    }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
+
+struct GgufFree {
+    void operator()(gguf_context * c) const { gguf_free(c); }
+};
+struct GgmlFree {
+    void operator()(ggml_context * c) const { ggml_free(c); }
+};
+
+int Seek(FILE * f, size_t offset) {
+#ifdef _WIN32
+    return _fseeki64(f, (__int64) offset, SEEK_SET);
+#else
+    return fseeko(f, (off_t) offset, SEEK_SET);
+#endif
+}
+
+void ScaleTensorData(const ggml_tensor * t, std::vector<uint8_t> & data, float factor) {
+    const int64_t n = ggml_nelements(t);
+    if (t->type == GGML_TYPE_F32) {
+        auto * f = reinterpret_cast<float *>(data.data());
+        for (int64_t i = 0; i < n; ++i) f[i] *= factor;
+        return;
+    }
+    if (t->type == GGML_TYPE_F16) {
+        auto * h = reinterpret_cast<ggml_fp16_t *>(data.data());
+        for (int64_t i = 0; i < n; ++i) h[i] = ggml_fp32_to_fp16(ggml_fp16_to_fp32(h[i]) * factor);
+        return;
+    }
+    if (ggml_quantize_requires_imatrix(t->type)) {
+        throw NativeError("ERR_GGUF", std::string("cannot rescale ") + t->name + ": its type " + ggml_type_name(t->type) +
+                                          " needs an importance matrix to requantize; export from an F16/F32/Q8_0/k-quant file instead");
+    }
+    const auto * traits = ggml_get_type_traits(t->type);
+    if (traits->to_float == nullptr) {
+        throw NativeError("ERR_GGUF", std::string("cannot rescale ") + t->name + " of type " + ggml_type_name(t->type));
+    }
+    std::vector<float> f(n);
+    traits->to_float(data.data(), f.data(), n);
+    for (auto & x : f) x *= factor;
+    const int64_t n_per_row = t->ne[0];
+    const int64_t nrows = n / n_per_row;
+    ggml_quantize_init(t->type);
+    const size_t written = ggml_quantize_chunk(t->type, f.data(), data.data(), 0, nrows, n_per_row, nullptr);
+    if (written != data.size()) throw NativeError("ERR_GGUF", std::string("requantizing ") + t->name + " changed its size");
+}
+
+class RewriteWorker final : public PromiseWorker {
+public:
+    RewriteWorker(Napi::Env env, RewriteSpec spec, Napi::Value progress)
+        : PromiseWorker(env, "moe-eval:rewrite-gguf"), spec_(std::move(spec)), progress_(env, progress) {}
+
+protected:
+    void Run() override {
+        ggml_context * meta_raw = nullptr;
+        gguf_init_params params = {/*no_alloc =*/true, /*ctx =*/&meta_raw};
+        std::unique_ptr<gguf_context, GgufFree> src(gguf_init_from_file(spec_.src.c_str(), params));
+        if (!src) throw NativeError("ERR_GGUF", "cannot read GGUF file " + spec_.src);
+        std::unique_ptr<ggml_context, GgmlFree> meta(meta_raw);
+
+        std::unique_ptr<gguf_context, GgufFree> dst(gguf_init_empty());
+        gguf_set_kv(dst.get(), src.get());
+        for (const KvSet & kv : spec_.kv) SetKv(dst.get(), kv);
+
+        const int64_t n_tensors = gguf_get_n_tensors(src.get());
+        for (int64_t i = 0; i < n_tensors; ++i) {
+            const ggml_tensor * t = ggml_get_tensor(meta.get(), gguf_get_tensor_name(src.get(), i));
+            gguf_add_tensor(dst.get(), t);
+        }
+        for (const auto & [name, factor] : spec_.scale) {
+            if (gguf_find_tensor(src.get(), name.c_str()) < 0 && !spec_.optional[name]) throw NativeError("ERR_GGUF", "tensor " + name + " is not in " + spec_.src);
+        }
+
+        File in(fopen(spec_.src.c_str(), "rb"));
+        if (!in) throw NativeError("ERR_FILE", "cannot open " + spec_.src);
+        const std::string tmp = spec_.dst + ".tmp";
+        File out(fopen(tmp.c_str(), "wb"));
+        if (!out) throw NativeError("ERR_FILE", "cannot write " + tmp);
+
+        std::vector<uint8_t> meta_bytes(gguf_get_meta_size(dst.get()));
+        gguf_get_meta_data(dst.get(), meta_bytes.data());
+        Write(out.get(), meta_bytes.data(), meta_bytes.size());
+
+        const size_t src_data = gguf_get_data_offset(src.get());
+        const size_t align = gguf_get_alignment(dst.get());
+        std::vector<uint8_t> buf;
+        size_t written = 0;
+        for (int64_t i = 0; i < n_tensors; ++i) {
+            const char * name = gguf_get_tensor_name(src.get(), i);
+            const ggml_tensor * t = ggml_get_tensor(meta.get(), name);
+            const size_t size = ggml_nbytes(t);
+            buf.resize(size);
+            if (Seek(in.get(), src_data + gguf_get_tensor_offset(src.get(), i)) != 0 ||
+                fread(buf.data(), 1, size, in.get()) != size) {
+                throw NativeError("ERR_GGUF", std::string("tensor ") + name + " extends past the end of " + spec_.src);
+            }
+            auto it = spec_.scale.find(name);
+            if (it != spec_.scale.end() && it->second != 1.0f) ScaleTensorData(t, buf, it->second);
+            Write(out.get(), buf.data(), size);
+            written += size;
+            const size_t pad = GGML_PAD(written, align) - written;
+            if (pad) {
+                static const uint8_t zeros[64] = {0};
+                Write(out.get(), zeros, pad);
+                written += pad;
+            }
+            progress_.Send<double>((double) (i + 1) / n_tensors, [](Napi::Env env, const double & p) { return Napi::Number::New(env, p); });
+        }
+        if (fclose(out.release()) != 0) throw NativeError("ERR_FILE", "cannot finish writing " + tmp);
+        if (std::rename(tmp.c_str(), spec_.dst.c_str()) != 0) throw NativeError("ERR_FILE", "cannot rename " + tmp + " to " + spec_.dst);
+    }
+
+    void OnSettled() override { progress_.Release(); }
+
+private:
+    static void Write(FILE * f, const void * data, size_t n) {
+        if (fwrite(data, 1, n, f) != n) throw NativeError("ERR_FILE", "write failed (disk full?)");
+    }
+
+    static void SetKv(gguf_context * ctx, const KvSet & kv) {
+        const char * k = kv.key.c_str();
+        if (kv.type == "u32") gguf_set_val_u32(ctx, k, (uint32_t) kv.number);
+        else if (kv.type == "i32") gguf_set_val_i32(ctx, k, (int32_t) kv.number);
+        else if (kv.type == "f32") gguf_set_val_f32(ctx, k, (float) kv.number);
+        else if (kv.type == "bool") gguf_set_val_bool(ctx, k, kv.boolean);
+        else if (kv.type == "str") gguf_set_val_str(ctx, k, kv.str.c_str());
+        else if (kv.type == "u32[]") gguf_set_arr_data(ctx, k, GGUF_TYPE_UINT32, kv.u32s.data(), kv.u32s.size());
+        else throw NativeError("ERR_INVALID_ARG", "unsupported key-value type " + kv.type);
+    }
+
+    RewriteSpec spec_;
+    Progress progress_;
+};
+
+// rewriteGguf(src, dst, { kv: [{ key, type, value }], scale: [{ name, factor }] }, onProgress?)
+Napi::Value RewriteGguf(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsObject()) {
+        throw Napi::TypeError::New(env, "rewriteGguf: expected (src, dst, spec)");
+    }
+    RewriteSpec s;
+    s.src = info[0].As<Napi::String>().Utf8Value();
+    s.dst = info[1].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[2].As<Napi::Object>();
+    if (o.Get("kv").IsArray()) {
+        Napi::Array arr = o.Get("kv").As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+            Napi::Object e = arr.Get(i).As<Napi::Object>();
+            KvSet kv;
+            kv.key = e.Get("key").As<Napi::String>().Utf8Value();
+            kv.type = e.Get("type").As<Napi::String>().Utf8Value();
+            Napi::Value v = e.Get("value");
+            if (v.IsNumber()) kv.number = v.As<Napi::Number>().DoubleValue();
+            else if (v.IsBoolean()) kv.boolean = v.As<Napi::Boolean>().Value();
+            else if (v.IsString()) kv.str = v.As<Napi::String>().Utf8Value();
+            else if (v.IsArray()) {
+                Napi::Array a = v.As<Napi::Array>();
+                for (uint32_t j = 0; j < a.Length(); ++j) kv.u32s.push_back(a.Get(j).As<Napi::Number>().Uint32Value());
+            }
+            s.kv.push_back(std::move(kv));
+        }
+    }
+    if (o.Get("scale").IsArray()) {
+        Napi::Array arr = o.Get("scale").As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+            Napi::Object e = arr.Get(i).As<Napi::Object>();
+            const std::string name = e.Get("name").As<Napi::String>().Utf8Value();
+            s.scale[name] = e.Get("factor").As<Napi::Number>().FloatValue();
+            s.optional[name] = e.Get("optional").ToBoolean().Value();
+        }
+    }
+    auto * worker = new RewriteWorker(env, std::move(s), info.Length() > 3 ? info[3] : env.Undefined());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
+}  // namespace
+
+void InitGgufRewrite(Napi::Env env, Napi::Object exports) {
+    exports.Set("rewriteGguf", Napi::Function::New(env, RewriteGguf, "rewriteGguf"));
+}
+
+}  // namespace moe_eval
