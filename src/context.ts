@@ -105,16 +105,33 @@ export class Context {
     chunkOptions: { chunks?: number },
     onProgress: ((p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void) | undefined,
     signal: AbortSignal | undefined,
+    routingForThis?: ResolvedRouting,
   ): Promise<{ raw: NativeEvaluation; routing: ResolvedRouting }> {
     if (signal?.aborted) throw toAbortReason(signal);
+    // a routing given with the evaluation takes effect in queue order and stays for the next ones
+    if (routingForThis) this.#routing = routingForThis;
     const routing = this.#routing;
     this.#apply();
     const onAbort = () => this.#native.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Native progress arrives through a thread-safe function and may trail the result: deliver events in
+    // order, drop late ones, and always end with the final one before the promise resolves.
+    let settled = false;
+    let lastDone = 0;
+    const progress = onProgress
+      ? (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => {
+          if (settled || p.chunksDone <= lastDone) return;
+          lastDone = p.chunksDone;
+          onProgress(p);
+        }
+      : undefined;
     try {
-      const raw = await this.#native.evaluate(tokens, { chunkSize: this.options.contextSize, ...chunkOptions }, onProgress);
+      const raw = await this.#native.evaluate(tokens, { chunkSize: this.options.contextSize, ...chunkOptions }, progress);
+      if (progress && lastDone < raw.chunkCount) progress({ chunksDone: raw.chunkCount, chunksTotal: raw.chunkCount, perplexity: Math.exp(raw.nll / raw.count) });
+      settled = true;
       return { raw, routing };
     } catch (e) {
+      settled = true;
       if (this.#disposed) throw new DisposedError('The context');
       throw fromNative(e, signal);
     } finally {

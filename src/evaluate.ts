@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { Model } from './model.js';
-import type { ResolvedRouting, Routing } from './routing.js';
+import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface EvaluateProgress {
@@ -97,44 +97,45 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   if (signal?.aborted) throw toAbortReason(signal);
 
-  let context: Context;
-  let temporary = false;
   if (target instanceof Context) {
     for (const k of ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const) {
       if (o[k] !== undefined && o[k] !== target.options[k]) {
         throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
       }
     }
-    context = target;
-    if (o.routing !== undefined) context.setRouting(o.routing as Routing);
   } else {
     resolveContextOptions(o, 'evaluate'); // validate before loading anything
   }
 
   const model = target instanceof Context ? target.model : target;
-  const tokens = await inputTokens(model, o, 'evaluate()');
+  const routing = o.routing === undefined ? undefined : resolveRouting(o.routing as Routing, model.info);
   const contextSize = target instanceof Context ? target.options.contextSize : resolveContextOptions(o, 'evaluate').contextSize;
-  if (tokens.length < 2 * contextSize) {
-    throw new MoeEvalError('ERR_TEXT_TOO_SHORT', `You need at least ${2 * contextSize} tokens to evaluate perplexity with a context of ${contextSize}; the input tokenizes to only ${tokens.length}`);
-  }
-  if (signal?.aborted) throw toAbortReason(signal);
 
-  if (target instanceof Model) {
-    context = await target.createContext({
-      contextSize: o.contextSize as number | undefined,
-      batchSize: o.batchSize as number | undefined,
-      ubatchSize: o.ubatchSize as number | undefined,
-      threads: o.threads as number | undefined,
-      routing: o.routing as Routing | undefined,
-    });
-    temporary = true;
+  const run = async (ctx: Context): Promise<EvaluateResult> => {
+    const tokens = await inputTokens(model, o, 'evaluate()');
+    if (tokens.length < 2 * contextSize) {
+      throw new MoeEvalError('ERR_TEXT_TOO_SHORT', `You need at least ${2 * contextSize} tokens to evaluate perplexity with a context of ${contextSize}; the input tokenizes to only ${tokens.length}`);
+    }
+    const { raw, routing: used } = await ctx.evaluateTokens(tokens, chunks === undefined ? {} : { chunks }, onProgress, signal, routing);
+    return toResult(raw, used, ctx, tokens.length);
+  };
+
+  if (target instanceof Context) {
+    // the whole evaluation, tokenization included, takes its place in the context's queue now, so
+    // evaluations (and their routings) run in call order
+    return target.enqueue(() => run(target));
   }
-  const ctx = context!;
+  const ctx = await target.createContext({
+    contextSize: o.contextSize as number | undefined,
+    batchSize: o.batchSize as number | undefined,
+    ubatchSize: o.ubatchSize as number | undefined,
+    threads: o.threads as number | undefined,
+    routing: o.routing as Routing | undefined,
+  });
   try {
-    const { raw, routing } = await ctx.enqueue(() => ctx.evaluateTokens(tokens, chunks === undefined ? {} : { chunks }, onProgress, signal));
-    return toResult(raw, routing, ctx, tokens.length);
+    return await ctx.enqueue(() => run(ctx));
   } finally {
-    if (temporary) await ctx.dispose();
+    await ctx.dispose();
   }
 }
 

@@ -1,0 +1,150 @@
+// The public API's contracts: typed errors before native work, dispose, abort, queuing.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { DisposedError, MoeEvalError, evaluate, loadModel, resolveRouting } from '../dist/index.js';
+import { dir, fixture, sampleText } from './helpers/fixtures.mjs';
+
+let model;
+before(async () => {
+  model = await loadModel(await fixture('llama'));
+});
+after(() => model.dispose());
+
+describe('loadModel errors', () => {
+  test('missing file, directory, empty file, not a GGUF', async () => {
+    await assert.rejects(loadModel(join(dir, 'nope.gguf')), { code: 'ERR_FILE', message: /not found/ });
+    mkdirSync(join(dir, 'a-dir'), { recursive: true });
+    await assert.rejects(loadModel(join(dir, 'a-dir')), { code: 'ERR_FILE', message: /directory/ });
+    writeFileSync(join(dir, 'empty.gguf'), '');
+    await assert.rejects(loadModel(join(dir, 'empty.gguf')), { code: 'ERR_GGUF' });
+    writeFileSync(join(dir, 'text.gguf'), 'hello world');
+    await assert.rejects(loadModel(join(dir, 'text.gguf')), { code: 'ERR_GGUF', message: /magic "GGUF"/ });
+  });
+
+  test('a truncated GGUF is a rejected promise, not a crash', async () => {
+    const { readFileSync } = await import('node:fs');
+    const full = readFileSync(model.path);
+    const cut = join(dir, 'cut.gguf');
+    writeFileSync(cut, full.subarray(0, Math.floor(full.length / 3)));
+    await assert.rejects(loadModel(cut), (e) => e instanceof MoeEvalError && e.code === 'ERR_MODEL_LOAD');
+  });
+
+  test('bad options are TypeError/RangeError with a hint', async () => {
+    await assert.rejects(loadModel(model.path, { gpuLayer: 1 }), { name: 'TypeError', message: /Unknown option 'gpuLayer'.*Did you mean 'gpuLayers'/ });
+    await assert.rejects(loadModel(model.path, { gpuLayers: 1.5 }), { name: 'TypeError', message: /Expected an integer .* for gpuLayers but received number 1.5/ });
+    await assert.rejects(loadModel(''), TypeError);
+    await assert.rejects(loadModel(model.path, { kvOverrides: ['llama.expert_used_count=int:x'] }), TypeError);
+  });
+
+  test('kvOverrides change the loaded model (llama.cpp --override-kv syntax)', async () => {
+    const m = await loadModel(model.path, { kvOverrides: ['llama.expert_used_count=int:3'] });
+    assert.equal(m.info.expertsUsed, 3);
+    await m.dispose();
+  });
+});
+
+describe('Model.info', () => {
+  test('reports routing facts', () => {
+    const i = model.info;
+    assert.equal(i.architecture, 'llama');
+    assert.equal(i.experts, 8);
+    assert.equal(i.expertsUsed, 2);
+    assert.equal(i.gating, 'softmax');
+    assert.equal(i.renormalized, true);
+    assert.equal(i.sharedExperts, 0);
+    assert.equal(i.layers, 2);
+    assert.deepEqual(i.moeLayers.map((l) => l.layer), [0, 1]);
+    assert.equal(i.fileType.startsWith('F32'), true);
+    assert.ok(Math.abs(i.bitsPerWeight - 32) < 0.5);
+  });
+});
+
+describe('routing validation', () => {
+  const info = () => model.info;
+  test('rejects out-of-range and malformed values, naming the option', () => {
+    assert.throws(() => resolveRouting({ experts: 0 }, info()), { name: 'RangeError', message: /integer in \[1, 8\].*routing.experts but received number 0/ });
+    assert.throws(() => resolveRouting({ experts: 9 }, info()), RangeError);
+    assert.throws(() => resolveRouting({ experts: 2.5 }, info()), TypeError);
+    assert.throws(() => resolveRouting({ experts: [1, 2, 3] }, info()), { name: 'RangeError', message: /array of 2 values/ });
+    assert.throws(() => resolveRouting({ expertScale: NaN }, info()), TypeError);
+    assert.throws(() => resolveRouting({ expertScale: -1 }, info()), RangeError);
+    assert.throws(() => resolveRouting({ gateScale: Infinity }, info()), RangeError);
+    assert.throws(() => resolveRouting({ expertScale: 'sqrt' }, info()), /seed-uniform/);
+    assert.throws(() => resolveRouting({ minWeightRatio: 2 }, info()), RangeError);
+    assert.throws(() => resolveRouting({ expert: 2 }, info()), { name: 'TypeError', message: /Did you mean 'experts'/ });
+  });
+  test('named scale rules follow the model (renormalized → sqrt(m/n))', () => {
+    const r = resolveRouting({ experts: 3, expertScale: 'uniform' }, info());
+    assert.ok(Math.abs(r.expertScale[0] - Math.sqrt(3 / 2)) < 1e-12);
+    const s = resolveRouting({ experts: 3, expertScale: 'seed-uniform' }, info());
+    assert.ok(Math.abs(s.expertScale[0] - Math.sqrt(2 / 3)) < 1e-12);
+    assert.equal(s.label, 'experts=3 scale=seed-uniform');
+  });
+});
+
+describe('abort, dispose, queue', () => {
+  test('an already-aborted signal rejects with its reason and starts nothing', async () => {
+    const reason = new Error('stop');
+    await assert.rejects(evaluate(model, { text: sampleText(), contextSize: 64, threads: 2, signal: AbortSignal.abort(reason) }), (e) => e === reason);
+  });
+
+  test('abort mid-run settles, and the context gives the same numbers afterwards', async () => {
+    const ctx = await model.createContext({ contextSize: 64, batchSize: 64, threads: 2 });
+    const text = sampleText().repeat(3);
+    const full = await evaluate(ctx, { text, chunks: 12 });
+    const ac = new AbortController();
+    const p = evaluate(ctx, { text, onProgress: (pr) => pr.chunksDone === 2 && ac.abort(new Error('enough')), signal: ac.signal });
+    await assert.rejects(p, { message: 'enough' });
+    const again = await evaluate(ctx, { text, chunks: 12 });
+    assert.equal(again.perplexity, full.perplexity);
+    await ctx.dispose();
+  });
+
+  test('two evaluations on one context are queued, not interleaved', async () => {
+    const ctx = await model.createContext({ contextSize: 64, batchSize: 128, threads: 2 });
+    const text = sampleText();
+    const [a, b] = await Promise.all([evaluate(ctx, { text, chunks: 4 }), evaluate(ctx, { text, chunks: 4, routing: { experts: 1 } })]);
+    const a2 = await evaluate(ctx, { text, chunks: 4, routing: {} });
+    assert.equal(a.perplexity, a2.perplexity);
+    assert.deepEqual(b.routing.experts, [1, 1]);
+    await ctx.dispose();
+  });
+
+  test('parallel contexts of one model give the sequential numbers', async () => {
+    const c1 = await model.createContext({ contextSize: 64, batchSize: 128, threads: 1 });
+    const c2 = await model.createContext({ contextSize: 64, batchSize: 128, threads: 1, routing: { experts: 3 } });
+    const text = sampleText();
+    const [p1, p2] = await Promise.all([evaluate(c1, { text, chunks: 4 }), evaluate(c2, { text, chunks: 4 })]);
+    assert.equal((await evaluate(c1, { text, chunks: 4 })).perplexity, p1.perplexity);
+    assert.equal((await evaluate(c2, { text, chunks: 4 })).perplexity, p2.perplexity);
+    await Promise.all([c1.dispose(), c2.dispose()]);
+  });
+
+  test('dispose is idempotent, waits for a running evaluation, and later calls throw DisposedError', async () => {
+    const m = await loadModel(model.path);
+    const ctx = await m.createContext({ contextSize: 64, batchSize: 64, threads: 2 });
+    const running = evaluate(ctx, { text: sampleText().repeat(3) });
+    const d1 = ctx.dispose();
+    const d2 = ctx.dispose();
+    assert.equal(d1, d2);
+    await assert.rejects(running, (e) => e instanceof DisposedError || e.code === 'ABORT_ERR');
+    await d1;
+    assert.throws(() => ctx.setRouting({}), DisposedError);
+    await assert.rejects(evaluate(ctx, { text: sampleText() }), DisposedError);
+    await m.dispose();
+    await m.dispose();
+    assert.throws(() => m.info, DisposedError);
+    await assert.rejects(m.tokenize('x'), DisposedError);
+  });
+
+  test('Symbol.asyncDispose', async () => {
+    // Node 20 has no `await using`; call the disposer as the syntax would (Symbol.asyncDispose exists since Node 20.4)
+    const m = await loadModel(model.path);
+    assert.equal(typeof m[Symbol.asyncDispose], 'function');
+    await m[Symbol.asyncDispose]();
+    assert.equal(m.disposed, true);
+  });
+});
