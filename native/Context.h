@@ -38,6 +38,7 @@ public:
     // (setRouting(null), used by the test that default routing is bit-identical to no hook at all).
     const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
+    bool busy() const { return busy_; }
 
     // Called by workers on the JS thread.
     void BeginWork();

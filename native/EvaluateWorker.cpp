@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "Context.h"
@@ -19,12 +20,85 @@ struct BatchDeleter {
         delete b;
     }
 };
+using BatchPtr = std::unique_ptr<llama_batch, BatchDeleter>;
+
+struct FileCloser {
+    void operator()(FILE * f) const {
+        if (f) fclose(f);
+    }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
 
 struct ProgressEvent {
     int chunks_done;
     int chunks_total;
     NllSums sums;
 };
+
+// The chunking of llama-perplexity for one context: n_seq chunks share a batch as separate sequences;
+// a chunk longer than the batch is decoded in num_batches pieces.
+struct Chunking {
+    int n_ctx, n_batch, num_batches, n_seq, first;
+};
+
+Chunking ChunkingFor(const Context & c, int n_ctx) {
+    Chunking k;
+    k.n_ctx = n_ctx;
+    k.n_batch = (int) std::min<uint32_t>(c.options().n_batch, c.options().n_ctx);
+    k.num_batches = (n_ctx + k.n_batch - 1) / k.n_batch;
+    k.n_seq = std::min<int>(std::max(1, k.n_batch / n_ctx), (int) c.options().n_seq_max);
+    k.first = n_ctx / 2;
+    return k;
+}
+
+// Decodes chunks [i, i + n_seq_batch) of `tokens` in `ctx` (mirrors perplexity() in perplexity.cpp),
+// then calls on_rows(seq, logits of positions first..n_ctx-2) for each chunk.
+void DecodeChunks(llama_context * ctx, const Chunking & k, const std::vector<llama_token> & tokens, int i, int n_seq_batch,
+                  llama_batch & batch, std::vector<float> & logits, std::atomic<bool> & abort, size_t & tokens_decoded,
+                  const std::function<void(int, const float *)> & on_rows) {
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+    const bool add_bos = llama_vocab_get_add_bos(vocab);
+    const int n_vocab = llama_vocab_n_tokens(vocab);
+    const int start = i * k.n_ctx;
+    const int end = start + k.n_ctx;
+    llama_memory_clear(llama_get_memory(ctx), true);
+    logits.clear();
+    for (int j = 0; j < k.num_batches; ++j) {
+        if (abort.load()) throw NativeError("ABORT_ERR", "the evaluation was aborted");
+        const int batch_start = start + j * k.n_batch;
+        const int batch_size = std::min(end - batch_start, k.n_batch);
+        int n_outputs = 0;
+        batch.n_tokens = 0;
+        for (int seq = 0; seq < n_seq_batch; seq++) {
+            const int seq_start = batch_start + seq * k.n_ctx;
+            for (int t = 0; t < batch_size; ++t) {
+                const int idx = seq * k.n_ctx + t;
+                batch.token[idx] = (add_bos && j == 0 && t == 0) ? llama_vocab_bos(vocab) : tokens[seq_start + t];
+                batch.pos[idx] = j * k.n_batch + t;
+                batch.n_seq_id[idx] = 1;
+                batch.seq_id[idx][0] = seq;
+                batch.logits[idx] = batch.pos[idx] >= k.first ? 1 : 0;
+                n_outputs += batch.logits[idx] != 0;
+            }
+            batch.n_tokens += batch_size;
+        }
+        const int32_t ret = llama_decode(ctx, batch);
+        if (ret == 2 || abort.load()) throw NativeError("ABORT_ERR", "the evaluation was aborted");
+        if (ret != 0) throw NativeError("ERR_DECODE", "llama_decode failed with status " + std::to_string(ret));
+        tokens_decoded += batch.n_tokens;
+        if (k.num_batches > 1 && n_outputs > 0) {
+            const float * batch_logits = llama_get_logits(ctx);
+            logits.insert(logits.end(), batch_logits, batch_logits + (size_t) n_outputs * n_vocab);
+        }
+    }
+    for (int seq = 0; seq < n_seq_batch; seq++) {
+        on_rows(seq, k.num_batches > 1 ? logits.data() : llama_get_logits_ith(ctx, seq * k.n_ctx + k.first));
+    }
+}
+
+void WriteAll(FILE * f, const void * data, size_t n, const std::string & path) {
+    if (fwrite(data, 1, n, f) != n) throw NativeError("ERR_FILE", "cannot write " + path + " (disk full?)");
+}
 
 }  // namespace
 
@@ -39,132 +113,188 @@ EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context
     EvaluateOptions options;
     options.n_ctx = o.Get("chunkSize").As<Napi::Number>().Int32Value();
     if (o.Get("chunks").IsNumber()) options.n_chunks = o.Get("chunks").As<Napi::Number>().Int32Value();
+    if (o.Get("baseFile").IsString()) {
+        options.base_file = o.Get("baseFile").As<Napi::String>().Utf8Value();
+        options.base_data_offset = (uint64_t) o.Get("baseDataOffset").As<Napi::Number>().Int64Value();
+    }
+    if (o.Get("writeBaseFile").IsString()) options.write_base_file = o.Get("writeBaseFile").As<Napi::String>().Utf8Value();
     options.n_threads = owner->options().n_threads;
 
-    const llama_vocab * vocab = llama_model_get_vocab(owner->model()->model());
-    const int n_vocab = llama_vocab_n_tokens(vocab);
+    Context * reference = nullptr;
+    if (o.Get("reference").IsObject()) {
+        reference = Napi::ObjectWrap<Context>::Unwrap(o.Get("reference").As<Napi::Object>());
+        if (reference == owner) throw Napi::TypeError::New(env, "evaluate: a context cannot be its own reference");
+        if (reference->ctx() == nullptr) throw Napi::Error::New(env, "evaluate: the reference context is not initialized");
+        if (reference->busy()) {
+            Napi::Error err = Napi::Error::New(env, "the reference context is busy with another operation");
+            err.Set("code", "ERR_BUSY");
+            throw err;
+        }
+    }
+
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(owner->model()->model()));
     for (llama_token t : tokens) {
         if (t < 0 || t >= n_vocab) throw Napi::RangeError::New(env, "evaluate: token id out of the vocabulary range");
+    }
+    if (reference && llama_vocab_n_tokens(llama_model_get_vocab(reference->model()->model())) != n_vocab) {
+        throw Napi::RangeError::New(env, "evaluate: the reference model has another vocabulary size");
     }
     const uint32_t n_seq = std::max<uint32_t>(1, owner->options().n_batch / options.n_ctx);
     if (options.n_ctx < 4 || (uint32_t) options.n_ctx * std::min(n_seq, owner->options().n_seq_max) > owner->options().n_ctx) {
         throw Napi::RangeError::New(env, "evaluate: chunkSize does not fit the context");
     }
-    return new EvaluateWorker(env, owner, std::move(tokens), options, info.Length() > 2 ? info[2] : env.Undefined());
+    return new EvaluateWorker(env, owner, reference, std::move(tokens), options, info.Length() > 2 ? info[2] : env.Undefined());
 }
 
-EvaluateWorker::EvaluateWorker(Napi::Env env, Context * owner, std::vector<llama_token> tokens, EvaluateOptions options,
-                               Napi::Value progress)
-    : PromiseWorker(env, "moe-eval:evaluate"), owner_(owner), tokens_(std::move(tokens)), options_(options),
-      progress_(env, progress) {
+EvaluateWorker::EvaluateWorker(Napi::Env env, Context * owner, Context * reference, std::vector<llama_token> tokens,
+                               EvaluateOptions options, Napi::Value progress)
+    : PromiseWorker(env, "moe-eval:evaluate"), owner_(owner), reference_(reference), tokens_(std::move(tokens)),
+      options_(std::move(options)), progress_(env, progress) {
     owner_->Ref();
     owner_->BeginWork();
+    if (reference_) {
+        reference_->Ref();
+        reference_->BeginWork();
+    }
 }
 
 void EvaluateWorker::OnSettled() {
     progress_.Release();
     owner_->EndWork();
     owner_->Unref();
+    if (reference_) {
+        reference_->EndWork();
+        reference_->Unref();
+    }
 }
 
-// Mirrors perplexity() in llama.cpp's tools/perplexity/perplexity.cpp line by line where it matters for
-// the numbers: BOS replaces each chunk's first token, the KV cache is cleared per chunk, positions
-// >= n_ctx/2 are scored, and n_batch / n_ctx chunks share one batch as separate sequences.
 void EvaluateWorker::Run() {
     llama_context * ctx = owner_->ctx();
-    const llama_model * model = llama_get_model(ctx);
-    const llama_vocab * vocab = llama_model_get_vocab(model);
-    const bool add_bos = llama_vocab_get_add_bos(vocab);
+    const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
     const int n_vocab = llama_vocab_n_tokens(vocab);
     const int n_ctx = options_.n_ctx;
+    const int nv = LogProbRowSize(n_vocab);
 
     if ((int) tokens_.size() < 2 * n_ctx) {
         throw NativeError("ERR_TEXT_TOO_SHORT", "you need at least " + std::to_string(2 * n_ctx) +
                                                     " tokens to evaluate perplexity with a context of " + std::to_string(n_ctx) +
                                                     "; the text tokenizes to only " + std::to_string(tokens_.size()));
     }
-
     const int n_chunk_max = (int) tokens_.size() / n_ctx;
     const int n_chunk = options_.n_chunks < 0 ? n_chunk_max : std::min(options_.n_chunks, n_chunk_max);
-    const int n_batch = (int) std::min<uint32_t>(owner_->options().n_batch, owner_->options().n_ctx);
-    const int num_batches = (n_ctx + n_batch - 1) / n_batch;
-    const int n_seq = std::min<int>(std::max(1, n_batch / n_ctx), (int) owner_->options().n_seq_max);
-    const int first = n_ctx / 2;
     n_chunk_ = n_chunk;
 
-    if (!(n_batch < n_ctx || n_batch % n_ctx == 0)) {
+    const Chunking k = ChunkingFor(*owner_, n_ctx);
+    if (!(k.n_batch < n_ctx || k.n_batch % n_ctx == 0)) {
         throw NativeError("ERR_INVALID_ARG", "batch size must be below the chunk size or a multiple of it");
     }
+    const int n_scored = n_ctx - 1 - k.first;
+    kld_mode_ = reference_ != nullptr || !options_.base_file.empty();
 
-    std::unique_ptr<llama_batch, BatchDeleter> batch_holder(
-        new llama_batch(llama_batch_init(std::min(n_batch, n_ctx * n_seq), 0, 1)));
-    llama_batch & batch = *batch_holder;
+    // base log-probabilities of the chunks in flight (n_seq of them), from a file or a reference context
+    std::vector<uint16_t> base_rows(kld_mode_ ? (size_t) k.n_seq * n_scored * nv : 0);
+    File base_in;
+    if (!options_.base_file.empty()) {
+        base_in.reset(fopen(options_.base_file.c_str(), "rb"));
+        if (!base_in) throw NativeError("ERR_FILE", "cannot open " + options_.base_file);
+#ifdef _WIN32
+        const int seek = _fseeki64(base_in.get(), (__int64) options_.base_data_offset, SEEK_SET);
+#else
+        const int seek = fseeko(base_in.get(), (off_t) options_.base_data_offset, SEEK_SET);
+#endif
+        if (seek != 0) throw NativeError("ERR_FILE", "cannot seek in " + options_.base_file);
+    }
+    Chunking kr{};
+    if (reference_) {
+        kr = ChunkingFor(*reference_, n_ctx);
+        if (kr.n_seq != k.n_seq || kr.num_batches != k.num_batches) {
+            throw NativeError("ERR_INVALID_ARG", "the reference context must have the same context and batch sizes");
+        }
+    }
+    if (kld_mode_) {
+        kld_values_.resize((size_t) n_chunk * n_scored);
+        p_diff_values_.resize((size_t) n_chunk * n_scored);
+    }
 
+    // base writer: llama-perplexity's header, then each chunk's rows
+    File base_out;
+    const std::string tmp_out = options_.write_base_file.empty() ? std::string() : options_.write_base_file + ".tmp";
+    std::vector<uint16_t> out_rows;
+    if (!tmp_out.empty()) {
+        base_out.reset(fopen(tmp_out.c_str(), "wb"));
+        if (!base_out) throw NativeError("ERR_FILE", "cannot write " + tmp_out);
+        const uint32_t u_ctx = (uint32_t) n_ctx;
+        WriteAll(base_out.get(), "_logits_", 8, tmp_out);
+        WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
+        WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
+        WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
+        WriteAll(base_out.get(), tokens_.data(), (size_t) n_chunk * n_ctx * sizeof(llama_token), tmp_out);
+        out_rows.resize((size_t) n_scored * nv);
+    }
+
+    BatchPtr batch(new llama_batch(llama_batch_init(std::min(k.n_batch, n_ctx * k.n_seq), 0, 1)));
+    BatchPtr ref_batch(reference_ ? new llama_batch(llama_batch_init(std::min(kr.n_batch, n_ctx * kr.n_seq), 0, 1)) : nullptr);
     std::vector<float> logits;
-    if (num_batches > 1) logits.reserve((size_t) n_ctx * n_vocab);
-
-    ScopedRouting routing(owner_->hook_routing());
+    if (k.num_batches > 1) logits.reserve((size_t) n_ctx * n_vocab);
     std::atomic<bool> & abort = owner_->abort_flag();
     const auto t_start = std::chrono::steady_clock::now();
 
-    for (int i = 0; i < n_chunk; i += n_seq) {
-        const int start = i * n_ctx;
-        const int end = start + n_ctx;
-        const int n_seq_batch = std::min(n_seq, n_chunk - i);
+    try {
+        for (int i = 0; i < n_chunk; i += k.n_seq) {
+            const int n_seq_batch = std::min(k.n_seq, n_chunk - i);
 
-        llama_memory_clear(llama_get_memory(ctx), true);
-
-        for (int j = 0; j < num_batches; ++j) {
-            if (abort.load()) {
-                aborted_ = true;
-                throw NativeError("ABORT_ERR", "the evaluation was aborted");
-            }
-            const int batch_start = start + j * n_batch;
-            const int batch_size = std::min(end - batch_start, n_batch);
-            int n_outputs = 0;
-            batch.n_tokens = 0;
-            for (int seq = 0; seq < n_seq_batch; seq++) {
-                const int seq_start = batch_start + seq * n_ctx;
-                for (int k = 0; k < batch_size; ++k) {
-                    const int idx = seq * n_ctx + k;
-                    batch.token[idx] = (add_bos && j == 0 && k == 0) ? llama_vocab_bos(vocab) : tokens_[seq_start + k];
-                    batch.pos[idx] = j * n_batch + k;
-                    batch.n_seq_id[idx] = 1;
-                    batch.seq_id[idx][0] = seq;
-                    batch.logits[idx] = batch.pos[idx] >= first ? 1 : 0;
-                    n_outputs += batch.logits[idx] != 0;
+            if (reference_) {  // the base for these chunks, from the reference context under its own routing
+                ScopedRouting routing(reference_->hook_routing());
+                size_t ignored = 0;
+                DecodeChunks(reference_->ctx(), kr, tokens_, i, n_seq_batch, *ref_batch, logits, abort, ignored,
+                             [&](int seq, const float * rows) {
+                                 const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
+                                 QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, base_rows.data() + (size_t) seq * n_scored * nv);
+                             });
+            } else if (base_in) {
+                const size_t n = (size_t) n_seq_batch * n_scored * nv;
+                if (fread(base_rows.data(), sizeof(uint16_t), n, base_in.get()) != n) {
+                    throw NativeError("ERR_GGUF", "the base file " + options_.base_file + " ends before chunk " + std::to_string(i + n_seq_batch));
                 }
-                batch.n_tokens += batch_size;
             }
-            const int32_t ret = llama_decode(ctx, batch);
-            if (ret == 2 || abort.load()) {
-                aborted_ = true;
-                throw NativeError("ABORT_ERR", "the evaluation was aborted");
-            }
-            if (ret != 0) throw NativeError("ERR_DECODE", "llama_decode failed with status " + std::to_string(ret));
-            tokens_decoded_ += batch.n_tokens;
-            if (num_batches > 1 && n_outputs > 0) {
-                const float * batch_logits = llama_get_logits(ctx);
-                logits.insert(logits.end(), batch_logits, batch_logits + (size_t) n_outputs * n_vocab);
+
+            ScopedRouting routing(owner_->hook_routing());
+            DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
+                const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
+                const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
+                chunks_.push_back({i + seq, s});
+                total_ += s;
+                if (kld_mode_) {
+                    const size_t at = (size_t) (i + seq) * n_scored;
+                    CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, kld_,
+                                kld_values_.data() + at, p_diff_values_.data() + at);
+                }
+                if (base_out) {
+                    base_total_ += QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, out_rows.data());
+                    WriteAll(base_out.get(), out_rows.data(), out_rows.size() * sizeof(uint16_t), tmp_out);
+                }
+            });
+
+            progress_.Send<ProgressEvent>({i + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
+                Napi::Object o = Napi::Object::New(env);
+                o.Set("chunksDone", e.chunks_done);
+                o.Set("chunksTotal", e.chunks_total);
+                o.Set("perplexity", Estimate(e.sums).perplexity);
+                return o;
+            });
+        }
+        if (base_out) {
+            if (fclose(base_out.release()) != 0) throw NativeError("ERR_FILE", "cannot finish writing " + tmp_out);
+            if (std::rename(tmp_out.c_str(), options_.write_base_file.c_str()) != 0) {
+                throw NativeError("ERR_FILE", "cannot rename " + tmp_out + " to " + options_.write_base_file);
             }
         }
-
-        for (int seq = 0; seq < n_seq_batch; seq++) {
-            const float * all_logits = num_batches > 1 ? logits.data() : llama_get_logits_ith(ctx, seq * n_ctx + first);
-            const llama_token * next = tokens_.data() + start + seq * n_ctx + first + 1;
-            const NllSums s = ScoreRows(all_logits, n_vocab, next, n_ctx - 1 - first, options_.n_threads);
-            chunks_.push_back({i + seq, s});
-            total_ += s;
+    } catch (...) {
+        if (!tmp_out.empty()) {
+            base_out.reset();
+            std::remove(tmp_out.c_str());
         }
-        logits.clear();
-
-        progress_.Send<ProgressEvent>({i + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
-            Napi::Object o = Napi::Object::New(env);
-            o.Set("chunksDone", e.chunks_done);
-            o.Set("chunksTotal", e.chunks_total);
-            o.Set("perplexity", Estimate(e.sums).perplexity);
-            return o;
-        });
+        throw;
     }
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
 }
@@ -187,6 +317,31 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         chunks.Set(i, c);
     }
     o.Set("chunks", chunks);
+    if (!options_.write_base_file.empty()) {
+        o.Set("baseWriterPerplexity", Estimate(base_total_).perplexity);
+    }
+    if (kld_mode_) {
+        const KldStats s = Summarize(kld_, std::move(kld_values_), std::move(p_diff_values_));
+        Napi::Object k = Napi::Object::New(env);
+#define SET(name, field) k.Set(name, (double) s.field)
+        SET("perplexity", ppl); SET("perplexityUnc", ppl_unc);
+        SET("basePerplexity", ppl_base); SET("basePerplexityUnc", ppl_base_unc);
+        SET("correlation", cor);
+        SET("logRatio", log_ratio); SET("logRatioUnc", log_ratio_unc);
+        SET("ratio", ratio); SET("ratioUnc", ratio_unc);
+        SET("difference", diff); SET("differenceUnc", diff_unc);
+        SET("kldMean", kld); SET("kldUnc", kld_unc);
+        SET("kldMax", kld_max); SET("kld999", kld_999); SET("kld99", kld_99); SET("kld95", kld_95); SET("kld90", kld_90);
+        SET("kldMedian", kld_median); SET("kld10", kld_10); SET("kld5", kld_5); SET("kld1", kld_1); SET("kld01", kld_01); SET("kldMin", kld_min);
+        SET("dpMean", dp); SET("dpUnc", dp_unc);
+        SET("dpMax", dp_max); SET("dp999", dp_999); SET("dp99", dp_99); SET("dp95", dp_95); SET("dp90", dp_90); SET("dp75", dp_75);
+        SET("dpMedian", dp_median); SET("dp25", dp_25); SET("dp10", dp_10); SET("dp5", dp_5); SET("dp1", dp_1); SET("dp01", dp_01); SET("dpMin", dp_min);
+        SET("dpRms", dp_rms); SET("dpRmsUnc", dp_rms_unc);
+        SET("sameTop", same_top); SET("sameTopUnc", same_top_unc);
+        SET("count", count);
+#undef SET
+        o.Set("kld", k);
+    }
     return o;
 }
 

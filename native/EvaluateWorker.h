@@ -1,12 +1,19 @@
-// The perplexity loop of llama.cpp's tools/perplexity/perplexity.cpp (perplexity()), on a worker thread.
+// The perplexity / KL-divergence loop of llama.cpp's tools/perplexity/perplexity.cpp, on a worker thread.
+//
+// Modes (combinable): perplexity always; write a KL-divergence base file (llama-perplexity's
+// --kl-divergence-base without --kl-divergence); compare with a base, read from such a file or computed
+// on the fly by a reference context chunk by chunk (nothing vocabulary-sized is stored on disk).
 #pragma once
 
 #include <napi.h>
 
 #include <chrono>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "llama.h"
+#include "metrics/Kld.h"
 #include "metrics/Perplexity.h"
 #include "util/Progress.h"
 #include "util/PromiseWorker.h"
@@ -16,9 +23,12 @@ namespace moe_eval {
 class Context;
 
 struct EvaluateOptions {
-    int n_ctx = 512;         // tokens per chunk
-    int n_chunks = -1;       // -1: all that fit
-    int n_threads = 4;       // for scoring logits
+    int n_ctx = 512;               // tokens per chunk
+    int n_chunks = -1;             // -1: all that fit
+    int n_threads = 4;             // for scoring logits
+    std::string base_file;         // compare with this base file (its tokens arrive as `tokens`)
+    uint64_t base_data_offset = 0; // where the log-probabilities start in base_file
+    std::string write_base_file;   // write a base file here
 };
 
 struct ChunkResult {
@@ -28,7 +38,7 @@ struct ChunkResult {
 
 class EvaluateWorker final : public PromiseWorker {
 public:
-    // evaluate(tokens: Int32Array, { chunkSize, chunks }, onProgress?)
+    // evaluate(tokens: Int32Array, { chunkSize, chunks, baseFile, baseDataOffset, writeBaseFile, reference }, onProgress?)
     static EvaluateWorker * Create(const Napi::CallbackInfo & info, Context * owner);
 
 protected:
@@ -37,19 +47,25 @@ protected:
     void OnSettled() override;
 
 private:
-    EvaluateWorker(Napi::Env env, Context * owner, std::vector<llama_token> tokens, EvaluateOptions options, Napi::Value progress);
+    EvaluateWorker(Napi::Env env, Context * owner, Context * reference, std::vector<llama_token> tokens, EvaluateOptions options,
+                   Napi::Value progress);
 
     Context * owner_;
+    Context * reference_;  // in-memory base, or nullptr
     std::vector<llama_token> tokens_;
     EvaluateOptions options_;
     Progress progress_;
 
     NllSums total_;
+    NllSums base_total_;  // when writing a base: llama-perplexity's own NLL of the written model
     std::vector<ChunkResult> chunks_;
+    bool kld_mode_ = false;
+    KldSums kld_;
+    std::vector<float> kld_values_;
+    std::vector<float> p_diff_values_;
     int n_chunk_ = 0;
     size_t tokens_decoded_ = 0;
     double elapsed_ms_ = 0.0;
-    bool aborted_ = false;
 };
 
 }  // namespace moe_eval

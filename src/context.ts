@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 
 import { DisposedError, fromNative, toAbortReason } from './errors.js';
 import type { Model } from './model.js';
-import type { NativeContext, NativeEvaluation } from './native.js';
+import type { NativeContext, NativeEvaluateOptions, NativeEvaluation } from './native.js';
 import { native } from './native.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionsObject } from './validate.js';
@@ -102,7 +102,7 @@ export class Context {
   /** @internal Evaluates tokens under the current routing; must run inside enqueue(). */
   async evaluateTokens(
     tokens: Int32Array,
-    chunkOptions: { chunks?: number },
+    chunkOptions: Omit<NativeEvaluateOptions, 'chunkSize'>,
     onProgress: ((p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void) | undefined,
     signal: AbortSignal | undefined,
     routingForThis?: ResolvedRouting,
@@ -163,6 +163,12 @@ export class Context {
         signal?.removeEventListener('abort', onAbort);
       }
     });
+  }
+
+  /** @internal The addon object, with this context's routing applied (for use as a KLD reference inside its queue). */
+  nativeWithRouting(): NativeContext {
+    this.#apply();
+    return this.#native;
   }
 
   /** @internal Test hook: switch llama.cpp's routing hook off (null) or back on for this context. */

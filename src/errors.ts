@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ERR_STATE'
   | 'ERR_DISPOSED'
   | 'ERR_GGUF'
+  | 'ERR_KLD_BASE'
   | 'ERR_FILE'
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'

@@ -3,10 +3,12 @@
  * Validation and input handling live here; the loop itself is native/EvaluateWorker.cpp.
  */
 import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 
 import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { Model } from './model.js';
+import { readKldBaseHeader } from './reference.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -29,9 +31,20 @@ export interface EvaluateOptions {
   /** At most this many chunks (llama-perplexity's --chunks). */
   chunks?: number;
   routing?: Routing;
+  /**
+   * KL-divergence base: another Model (evaluated with its default routing), a Context (with its own
+   * routing; same contextSize and batchSize), or the path of a base file written by llama-perplexity
+   * --kl-divergence-base or by `saveReference`. Its tokens are used; text/tokens/file, when given, must match.
+   */
+  reference?: Model | Context | string;
+  /** Write this evaluation's log-probabilities as a KL-divergence base file (llama.cpp's format). */
+  saveReference?: string;
   onProgress?: (p: EvaluateProgress) => void;
   signal?: AbortSignal;
 }
+
+/** KL-divergence statistics as llama-perplexity --kl-divergence prints them (Δp values are probabilities, not %). */
+export type KldResult = import('./native.js').NativeKld;
 
 export interface ChunkResult {
   index: number;
@@ -57,13 +70,18 @@ export interface EvaluateResult {
   elapsedMs: number;
   routing: ResolvedRouting;
   model: { path: string; architecture: string; fileType: string };
+  /** Present when evaluated against a reference. */
+  kld?: KldResult;
+  /** Where the base file was written (saveReference). */
+  savedReference?: string;
 }
 
-const EVALUATE_OPTIONS = ['text', 'tokens', 'file', 'chunks', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
+const EVALUATE_OPTIONS = ['text', 'tokens', 'file', 'chunks', 'reference', 'saveReference', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
 
 /** Reads the text or tokens named by `o` (exactly one of text, tokens, file). @internal */
-export async function inputTokens(model: Model, o: Record<string, unknown>, where: string): Promise<Int32Array> {
+export async function inputTokens(model: Model, o: Record<string, unknown>, where: string, fallback?: Int32Array): Promise<Int32Array> {
   const given = (['text', 'tokens', 'file'] as const).filter((k) => o[k] !== undefined);
+  if (given.length === 0 && fallback) return fallback;
   if (given.length !== 1) {
     throw new TypeError(`Expected exactly one of text, tokens or file for ${where} but received ${given.length ? given.join(', ') : 'none'}`);
   }
@@ -109,31 +127,84 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
 
   const model = target instanceof Context ? target.model : target;
   const routing = o.routing === undefined ? undefined : resolveRouting(o.routing as Routing, model.info);
-  const contextSize = target instanceof Context ? target.options.contextSize : resolveContextOptions(o, 'evaluate').contextSize;
+  const ref = o.reference;
+  if (ref !== undefined && typeof ref !== 'string' && !(ref instanceof Model) && !(ref instanceof Context)) {
+    throw new TypeError(expected('a Model, a Context or a base file path', 'reference', ref));
+  }
+  if (ref instanceof Context && ref === target) throw new TypeError('A context cannot be its own reference; create a second context (or pass the model)');
+  if (o.saveReference !== undefined && (typeof o.saveReference !== 'string' || o.saveReference === '')) {
+    throw new TypeError(expected('a file path', 'saveReference', o.saveReference));
+  }
+  const base = typeof ref === 'string' ? await readKldBaseHeader(ref) : undefined;
+  if (base && base.vocabSize !== model.info.vocabSize) {
+    throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with a vocabulary of ${base.vocabSize} tokens; this model has ${model.info.vocabSize}`);
+  }
+  let contextSize = target instanceof Context ? target.options.contextSize : resolveContextOptions(o, 'evaluate').contextSize;
+  if (base) {
+    if (target instanceof Model && o.contextSize === undefined) contextSize = base.contextSize;
+    if (contextSize !== base.contextSize) {
+      throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with a context of ${base.contextSize}; this evaluation uses ${contextSize}`);
+    }
+  }
+  const chunksFor = (n: number | undefined) => (base ? Math.min(n ?? base.chunks, base.chunks) : n);
 
-  const run = async (ctx: Context): Promise<EvaluateResult> => {
-    const tokens = await inputTokens(model, o, 'evaluate()');
+  const run = async (ctx: Context, refCtx: Context | undefined): Promise<EvaluateResult> => {
+    let tokens = await inputTokens(model, o, 'evaluate()', base?.tokens);
+    if (base && tokens !== base.tokens) {
+      const n = Math.min(tokens.length, base.tokens.length);
+      const firstDiff = tokens.subarray(0, n).findIndex((t, i) => t !== base.tokens[i]);
+      if (firstDiff >= 0 || tokens.length < base.tokens.length) {
+        throw new MoeEvalError('ERR_KLD_BASE', `The text does not tokenize to the tokens of the base ${base.path}${firstDiff >= 0 ? ` (first difference at token ${firstDiff})` : ' (the text is shorter)'}`);
+      }
+      tokens = base.tokens;
+    }
     if (tokens.length < 2 * contextSize) {
       throw new MoeEvalError('ERR_TEXT_TOO_SHORT', `You need at least ${2 * contextSize} tokens to evaluate perplexity with a context of ${contextSize}; the input tokenizes to only ${tokens.length}`);
     }
-    const { raw, routing: used } = await ctx.evaluateTokens(tokens, chunks === undefined ? {} : { chunks }, onProgress, signal, routing);
-    return toResult(raw, used, ctx, tokens.length);
+    if (refCtx && (refCtx.options.contextSize !== ctx.options.contextSize || refCtx.options.batchSize !== ctx.options.batchSize)) {
+      throw new TypeError(`The reference context must have the same contextSize and batchSize (${ctx.options.contextSize}, ${ctx.options.batchSize}); received ${refCtx.options.contextSize}, ${refCtx.options.batchSize}`);
+    }
+    const c = chunksFor(chunks);
+    const native = {
+      ...(c === undefined ? {} : { chunks: c }),
+      ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset } : {}),
+      ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string) } : {}),
+      ...(refCtx ? { reference: refCtx.nativeWithRouting() } : {}),
+    };
+    const { raw, routing: used } = await ctx.evaluateTokens(tokens, native, onProgress, signal, routing);
+    const result = toResult(raw, used, ctx, tokens.length);
+    if (o.saveReference) result.savedReference = resolvePath(o.saveReference as string);
+    return result;
+  };
+
+  // the reference context's queue is held too, so nothing else runs on it meanwhile
+  const withReference = async (ctx: Context): Promise<EvaluateResult> => {
+    if (ref instanceof Context) return ref.enqueue(() => run(ctx, ref));
+    if (ref instanceof Model) {
+      const refCtx = await ref.createContext({ contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, threads: ctx.options.threads });
+      try {
+        return await refCtx.enqueue(() => run(ctx, refCtx));
+      } finally {
+        await refCtx.dispose();
+      }
+    }
+    return run(ctx, undefined);
   };
 
   if (target instanceof Context) {
     // the whole evaluation, tokenization included, takes its place in the context's queue now, so
     // evaluations (and their routings) run in call order
-    return target.enqueue(() => run(target));
+    return target.enqueue(() => withReference(target));
   }
   const ctx = await target.createContext({
-    contextSize: o.contextSize as number | undefined,
+    contextSize,
     batchSize: o.batchSize as number | undefined,
     ubatchSize: o.ubatchSize as number | undefined,
     threads: o.threads as number | undefined,
     routing: o.routing as Routing | undefined,
   });
   try {
-    return await ctx.enqueue(() => run(ctx));
+    return await ctx.enqueue(() => withReference(ctx));
   } finally {
     await ctx.dispose();
   }
@@ -159,5 +230,6 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     elapsedMs: raw.elapsedMs,
     routing,
     model: { path: info.path, architecture: info.architecture, fileType: info.fileType },
+    ...(raw.kld ? { kld: raw.kld } : {}),
   };
 }

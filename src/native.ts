@@ -51,6 +51,16 @@ export interface NativeLayerRouting {
   serRatio: number;
 }
 
+export interface NativeKld {
+  perplexity: number; perplexityUnc: number; basePerplexity: number; basePerplexityUnc: number;
+  correlation: number; logRatio: number; logRatioUnc: number; ratio: number; ratioUnc: number; difference: number; differenceUnc: number;
+  kldMean: number; kldUnc: number; kldMax: number; kld999: number; kld99: number; kld95: number; kld90: number; kldMedian: number;
+  kld10: number; kld5: number; kld1: number; kld01: number; kldMin: number;
+  dpMean: number; dpUnc: number; dpMax: number; dp999: number; dp99: number; dp95: number; dp90: number; dp75: number; dpMedian: number;
+  dp25: number; dp10: number; dp5: number; dp1: number; dp01: number; dpMin: number; dpRms: number; dpRmsUnc: number;
+  sameTop: number; sameTopUnc: number; count: number;
+}
+
 export interface NativeEvaluation {
   nll: number;
   nll2: number;
@@ -59,6 +69,17 @@ export interface NativeEvaluation {
   tokensDecoded: number;
   elapsedMs: number;
   chunks: { index: number; nll: number; nll2: number; count: number }[];
+  kld?: NativeKld;
+  baseWriterPerplexity?: number;
+}
+
+export interface NativeEvaluateOptions {
+  chunkSize: number;
+  chunks?: number;
+  baseFile?: string;
+  baseDataOffset?: number;
+  writeBaseFile?: string;
+  reference?: NativeContext;
 }
 
 export interface NativeModel {
@@ -85,7 +106,7 @@ export interface NativeContext {
   logits(tokens: Int32Array): Promise<Float32Array>;
   evaluate(
     tokens: Int32Array,
-    options: { chunkSize: number; chunks?: number },
+    options: NativeEvaluateOptions,
     onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
   ): Promise<NativeEvaluation>;
   abort(): void;

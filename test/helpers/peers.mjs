@@ -17,7 +17,8 @@ export async function runLlamaPerplexity(args) {
   const { stdout, stderr } = await promisify(execFile)(llamaPerplexity, args, { maxBuffer: 64 << 20 });
   const out = stdout + stderr;
   const m = /Final estimate: PPL = ([0-9.]+) \+\/- ([0-9.]+)/.exec(out);
-  if (!m) throw new Error(`llama-perplexity printed no estimate:\n${out.slice(-2000)}`);
+  if (!m && !args.includes('--kl-divergence')) throw new Error(`llama-perplexity printed no estimate:\n${out.slice(-2000)}`);
+  if (!m) return { perplexity: NaN, stderr: NaN, running: [], output: out };
   const running = [...out.matchAll(/\[(\d+)\]([0-9.]+),/g)].map((x) => Number(x[2]));
   return { perplexity: Number(m[1]), stderr: Number(m[2]), running, output: out };
 }
