@@ -23,6 +23,7 @@ std::atomic<int> g_min_level{GGML_LOG_LEVEL_NONE + 100};  // above every level: 
 thread_local std::string t_last_error;
 thread_local std::string t_pending;  // llama.cpp emits some lines in pieces (GGML_LOG_LEVEL_CONT)
 thread_local int t_pending_level = GGML_LOG_LEVEL_INFO;
+thread_local std::function<void(const std::string &)> * t_observer = nullptr;
 
 const char * LevelName(int level) {
     switch (level) {
@@ -35,6 +36,7 @@ const char * LevelName(int level) {
 }
 
 void Emit(int level, std::string text) {
+    if (t_observer != nullptr) (*t_observer)(text);
     if (level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_WARN) {
         t_last_error = text;
     }
@@ -56,13 +58,9 @@ void Emit(int level, std::string text) {
 
 void OnLog(ggml_log_level level, const char * text, void *) {
     if (text == nullptr) return;
-    std::string s(text);
-    if (level == GGML_LOG_LEVEL_CONT) {
-        t_pending += s;
-    } else {
-        t_pending = s;
-        t_pending_level = level;
-    }
+    // a line may arrive in pieces (GGML_LOG_LEVEL_CONT, or several INFO calls before the newline)
+    if (t_pending.empty() && level != GGML_LOG_LEVEL_CONT) t_pending_level = level;
+    t_pending += text;
     if (!t_pending.empty() && t_pending.back() == '\n') {
         t_pending.pop_back();
         Emit(t_pending_level, std::move(t_pending));
@@ -97,6 +95,12 @@ Napi::Value SetLogger(const Napi::CallbackInfo & info) {
 }
 
 }  // namespace
+
+ScopedLogObserver::ScopedLogObserver(std::function<void(const std::string &)> observer)
+    : previous_(t_observer), current_(std::move(observer)) {
+    t_observer = &current_;
+}
+ScopedLogObserver::~ScopedLogObserver() { t_observer = previous_; }
 
 std::string LastLogError() { return t_last_error; }
 void ClearLastLogError() { t_last_error.clear(); }

@@ -4,6 +4,7 @@
 #include "Context.h"
 #include "Log.h"
 #include "Model.h"
+#include "QuantizeWorker.h"
 #include "fixtures/RandomModel.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
@@ -21,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Context", moe_eval::Context::Define(env));
     moe_eval::InitRandomModel(env, exports);
     moe_eval::InitGgufRewrite(env, exports);
+    moe_eval::InitQuantize(env, exports);
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     return exports;
 }

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_DISPOSED'
   | 'ERR_GGUF'
   | 'ERR_KLD_BASE'
+  | 'ERR_QUANTIZE'
   | 'ERR_FILE'
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'

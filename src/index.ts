@@ -3,11 +3,14 @@ import { applyLogEnv } from './log.js';
 
 export { loadModel, Model, parseKvOverride, type LoadModelOptions, type KvOverride } from './model.js';
 export { Context, type ContextOptions, type ResolvedContextOptions } from './context.js';
-export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult } from './evaluate.js';
+export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult, type KldResult } from './evaluate.js';
 export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
 export type { RoutingProfile } from './profile.js';
+export { quantizeModel, QUANT_TYPES, type QuantizeOptions } from './quantize.js';
+export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
+export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';
 export { exportModel, type ExportOptions } from './export.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';

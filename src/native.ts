@@ -141,6 +141,7 @@ export interface NativeAddon {
   setLogger(fn: ((level: string, text: string) => void) | null, level: string): void;
   systemInfo(): string;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
+  quantizeModel(src: string, dst: string, options: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (p: number) => void): Promise<void>;
   rewriteGguf(
     src: string,
     dst: string,
