@@ -11,6 +11,8 @@ export type { RoutingProfile } from './profile.js';
 export { quantizeModel, QUANT_TYPES, type QuantizeOptions } from './quantize.js';
 export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
 export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';
+export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';
+export { writeReport, type ReportData, type ResultRow } from './report/index.js';
 export { exportModel, type ExportOptions } from './export.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';

@@ -7,11 +7,14 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
 import { MoeEvalError } from '../errors.js';
+import * as compare from './commands/compare.js';
 import * as demo from './commands/demo.js';
 import * as exportCmd from './commands/export.js';
 import * as info from './commands/info.js';
 import * as perplexity from './commands/perplexity.js';
+import * as quantize from './commands/quantize.js';
 import * as scale from './commands/scale.js';
+import * as sweep from './commands/sweep.js';
 
 const controller = new AbortController();
 let interrupted = false;
@@ -23,7 +26,7 @@ process.on('SIGINT', () => {
 });
 
 type Module = { command: string; describe: string; builder: (y: never) => unknown; handler: (a: never, s: AbortSignal) => Promise<void> };
-const commands: Module[] = [perplexity, info, scale, exportCmd, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, compare, info, scale, quantize, exportCmd, demo] as unknown as Module[];
 
 function exitCodeFor(e: unknown): number {
   if (interrupted) return 130;
@@ -31,7 +34,10 @@ function exitCodeFor(e: unknown): number {
   return 1;
 }
 
-let cli = yargs(hideBin(process.argv))
+// yargs reads a lone "-" as an unknown positional; llama.cpp's "-f -" (stdin) is kept as "--file=-".
+const argv = hideBin(process.argv).flatMap((arg, i, all) => (arg === '-' && (all[i - 1] === '-f' || all[i - 1] === '--file') ? [] : arg === '-f' && all[i + 1] === '-' ? ['--file=-'] : [arg]));
+
+let cli = yargs(argv)
   .scriptName('moe-eval')
   .parserConfiguration({ 'short-option-groups': false, 'camel-case-expansion': false })
   .usage('$0 <command> [options]\n\nChange how a Mixture-of-Experts model routes tokens, and measure it with llama.cpp\'s numbers.')

@@ -10,6 +10,7 @@
  *                           rows hold more than one experts value).
  */
 import { compile, type TopLevelSpec } from 'vega-lite';
+import * as vega from 'vega';
 import { parse, View, type LoggerInterface } from 'vega';
 
 import type { Plot, ResultRow } from './types.js';
@@ -18,6 +19,60 @@ import type { Plot, ResultRow } from './types.js';
 export const PLOT_WIDTH = 640;
 export const PLOT_HEIGHT = 400;
 
+/**
+ * The font the SVGs ask for. Helvetica, Arial and Liberation Sans share one set of glyph widths,
+ * so the widths below (Helvetica's AFM metrics) hold wherever one of them is installed: macOS,
+ * Windows and most Linux desktops.
+ */
+const FONT = 'Helvetica, Arial, "Liberation Sans", sans-serif';
+
+// Helvetica advance widths in 1/1000 em for ASCII 32..126.
+// prettier-ignore
+const HELVETICA = [
+  278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, // space ! " # $ % & ' ( ) * + , - . /
+  556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556, // 0-9 : ; < = > ?
+  1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778, // @ A-O
+  667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, // P-Z [ \ ] ^ _
+  333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, // ` a-o
+  556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584, // p-z { | } ~
+];
+
+/** Text width in px for a Helvetica-metric font; bold runs about 8% wider. Unknown glyphs count 0.6 em, wide (CJK) ones 1 em. */
+export function textWidth(text: string, fontSize: number, bold = false): number {
+  let units = 0;
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!;
+    units += HELVETICA[code - 32] ?? (code >= 0x2e80 ? 1000 : 600);
+  }
+  // A 4% margin covers a viewer that falls back to a slightly wider sans-serif.
+  return (units / 1000) * fontSize * (bold ? 1.08 : 1) * 1.04;
+}
+
+interface TextItem {
+  fontSize?: number | string;
+  fontWeight?: number | string;
+}
+interface TextMetrics {
+  width: (item: TextItem, text: unknown) => number;
+  estimateWidth: unknown;
+}
+
+/**
+ * Without the native `canvas` package Vega sizes text by 0.8 em per character, about 50% too wide
+ * for Latin text: layouts get cramped and legend labels are cut with "…" long before they run out
+ * of room. Vega lets a host replace textMetrics.width (vl-convert does the same), so the estimate is
+ * swapped for real glyph widths, once, and only while Vega still uses its own crude estimate.
+ */
+function useGlyphWidths(): void {
+  const metrics = (vega as unknown as { textMetrics?: TextMetrics }).textMetrics;
+  if (metrics === undefined || metrics.width !== metrics.estimateWidth) return;
+  metrics.width = (item, text) => {
+    const size = item.fontSize === undefined ? 11 : Number(item.fontSize) || 0;
+    const bold = item.fontWeight === 'bold' || Number(item.fontWeight) >= 600;
+    return textWidth(text == null ? '' : String(text).trim(), size, bold);
+  };
+}
+
 /** Above this max/min ratio a linear y axis squashes the small values flat; switch to log. */
 const LOG_SPAN = 10;
 
@@ -25,8 +80,6 @@ interface Point {
   x: number;
   y: number;
   series: string;
-  /** Set only when a plot must tell file types apart inside one series (dashed lines). */
-  dash?: string;
 }
 
 interface LineChart {
@@ -36,7 +89,6 @@ interface LineChart {
   xTitle: string;
   yTitle: string;
   seriesTitle: string;
-  dashTitle?: string;
   xIntegers?: boolean;
   points: Point[];
 }
@@ -46,26 +98,61 @@ function distinct<T>(values: readonly T[]): T[] {
   return [...new Set(values)];
 }
 
+/** A y scale and, for log-like scales, the tick values to label (Vega's own log ticks crowd or vanish). */
+export interface YScale {
+  type: 'linear' | 'log' | 'symlog';
+  constant?: number;
+  domain?: [number, number];
+  ticks?: number[];
+}
+
+/** 1-2-5 steps covering [min, max] (only powers of ten when that would be more than 10 ticks). */
+function logTicks(min: number, max: number): number[] {
+  const steps: { value: number; decade: boolean }[] = [];
+  for (let e = Math.floor(Math.log10(min)); steps.length === 0 || steps[steps.length - 1]!.value < max; e++) {
+    // Built from strings so 2 × 0.1 is 0.2, not 0.20000000000000004.
+    for (const m of [1, 2, 5]) steps.push({ value: Number(`${m}e${e}`), decade: m === 1 });
+  }
+  // Keep one step at or below min and one at or above max, so the domain ends on a labelled tick.
+  const lo = Math.max(steps.findLastIndex((t) => t.value <= min), 0);
+  const hi = steps.findIndex((t) => t.value >= max);
+  let span = steps.slice(lo, hi + 1);
+  if (span.length > 10) {
+    span = span.filter((t) => t.decade);
+    if (span[span.length - 1]!.value < max) span.push({ value: span[span.length - 1]!.value * 10, decade: true });
+  }
+  return span.map((t) => t.value);
+}
+  // Trim to one tick at or below min and one at or above max, so the domain ends on a labelled tick.
+  const lo = ticks.findLastIndex((t) => t <= min);
+  const hi = ticks.findIndex((t) => t >= max);
+  const span = ticks.slice(Math.max(lo, 0), hi + 1);
+  if (span.length <= 10) return span;
+  const decades = span.filter((t) => String(t).replace(/^0\.0*|e.*$/g, '').startsWith('1'));
+  if (decades[decades.length - 1]! < max) decades.push(decades[decades.length - 1]! * 10);
+  return decades;
+}
+
 /**
  * The y scale for a set of values: linear unless they span more than LOG_SPAN×. A reference row's
  * KLD is exactly 0, which a log scale cannot show, so with zeros present the span is measured over
- * the positive values and a symlog scale (linear near 0, log above `constant`) is used instead.
+ * the positive values and a symlog scale (linear near 0, log above `constant`) keeps the 0 visible.
  */
-export function yScaleFor(values: readonly number[]): { type: 'linear'; zero: false } | { type: 'log' } | { type: 'symlog'; constant: number } {
+export function yScaleFor(values: readonly number[]): YScale {
   const positive = values.filter((v) => v > 0);
-  const allPositive = positive.length === values.length;
-  if (positive.length < 2) return { type: 'linear', zero: false };
+  if (positive.length < 2 || values.some((v) => v < 0)) return { type: 'linear' };
   const min = Math.min(...positive);
   const max = Math.max(...positive);
-  if (max / min <= LOG_SPAN) return { type: 'linear', zero: false };
-  if (allPositive) return { type: 'log' };
-  if (values.some((v) => v < 0)) return { type: 'linear', zero: false };
-  return { type: 'symlog', constant: min };
+  if (max / min <= LOG_SPAN) return { type: 'linear' };
+  const ticks = logTicks(min, max);
+  const top = ticks[ticks.length - 1]!;
+  if (positive.length === values.length) return { type: 'log', domain: [ticks[0]!, top], ticks };
+  return { type: 'symlog', constant: min, domain: [0, top], ticks: [0, ...ticks.filter((t) => t >= min)] };
 }
 
 function lineSpec(chart: LineChart): TopLevelSpec {
+  const y = yScaleFor(chart.points.map((p) => p.y));
   const series = distinct(chart.points.map((p) => p.series));
-  const dashes = distinct(chart.points.flatMap((p) => (p.dash === undefined ? [] : [p.dash])));
   const color = {
     field: 'series',
     type: 'nominal' as const,
@@ -74,8 +161,6 @@ function lineSpec(chart: LineChart): TopLevelSpec {
     // category10 repeats after 10 series; tableau20 keeps up to 20 apart.
     scale: { scheme: series.length > 10 ? 'tableau20' : 'category10' },
   };
-  const dash =
-    dashes.length > 1 ? { strokeDash: { field: 'dash', type: 'nominal' as const, title: chart.dashTitle ?? 'Variant', sort: dashes } } : {};
   return {
     width: PLOT_WIDTH,
     height: PLOT_HEIGHT,
@@ -96,19 +181,19 @@ function lineSpec(chart: LineChart): TopLevelSpec {
         field: 'y',
         type: 'quantitative',
         title: chart.yTitle,
-        scale: yScaleFor(chart.points.map((p) => p.y)),
-        axis: { format: '~g' },
+        scale: y.type === 'linear' ? { type: 'linear', zero: false } : { type: y.type, domain: y.domain!, nice: false, ...(y.constant === undefined ? {} : { constant: y.constant }) },
+        axis: y.ticks === undefined ? { format: '~g' } : { format: '~g', values: y.ticks },
       },
       color,
     },
     layer: [
       // The line connects a series' points in x order (Vega-Lite sorts line marks by x).
-      { mark: { type: 'line', strokeWidth: 2 }, encoding: { ...dash } },
+      { mark: { type: 'line', strokeWidth: 2 } },
       // A marker shape per series as well as a colour, so the plot survives greyscale printing.
       { mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { shape: { ...color, scale: {} } } },
     ],
     config: {
-      font: 'sans-serif',
+      font: FONT,
       axis: { labelFontSize: 12, titleFontSize: 13, titleFontWeight: 'normal', grid: true, gridOpacity: 0.6 },
       legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 240, orient: 'right', symbolSize: 90 },
       view: { stroke: '#ccc' },
@@ -147,6 +232,7 @@ function quietLogger(): LoggerInterface {
 
 /** Renders one Vega-Lite spec to an SVG string with no DOM. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  useGlyphWidths();
   const logger = quietLogger();
   const vgSpec = compile(spec, { logger }).spec;
   const view = new View(parse(vgSpec), { renderer: 'none', logger });
@@ -159,6 +245,26 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 const BPW_AXIS = 'Bits per weight (bpw)';
 const PPL_AXIS = 'Perplexity (PPL, lower is better)';
+
+/**
+ * The rows for the experts plot. Each model file (quantization) gives its own curve per scale rule,
+ * and six quantizations × four rules in one plot is a tangle, so the plot shows one file: the one
+ * swept over the most experts counts, the least quantized on a tie. The PPL-vs-bpw plot already
+ * shows the quantizations side by side. If no single file was swept, all rows are shown.
+ */
+function expertsSweep(rows: readonly ResultRow[]): { subset: ResultRow[]; label: string } {
+  let best: { model: string; count: number; bpw: number } | null = null;
+  for (const model of distinct(rows.map((r) => r.model))) {
+    const own = rows.filter((r) => r.model === model);
+    const count = distinct(own.map((r) => r.experts)).length;
+    const bpw = Math.max(...own.map((r) => r.bitsPerWeight));
+    if (best === null || count > best.count || (count === best.count && bpw > best.bpw)) best = { model, count, bpw };
+  }
+  const models = distinct(rows.map((r) => r.model)).length;
+  if (best === null || best.count < 2 || models === 1) return { subset: [...rows], label: '' };
+  const subset = rows.filter((r) => r.model === best.model);
+  return { subset, label: `${best.model} (${subset[0]!.fileType})` };
+}
 
 /** The charts the rows support, as specs (exported for tests and for callers who restyle them). */
 export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec }[] {
@@ -186,18 +292,16 @@ export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: st
     });
   }
   if (distinct(rows.map((r) => r.experts)).length > 1) {
-    // Several quantizations at one experts count would zigzag inside one line; dash them apart.
-    const manyTypes = distinct(rows.map((r) => r.fileType)).length > 1;
+    const { subset, label } = expertsSweep(rows);
     charts.push({
       name: 'perplexity-vs-experts',
       title: 'Perplexity vs. experts used per token',
-      subtitle: manyTypes ? 'One line per scale rule and file type; lower is better' : 'One line per scale rule; lower is better',
+      subtitle: label === '' ? 'One line per scale rule; lower is better' : `${label}; one line per scale rule; lower is better`,
       xTitle: 'Experts used per token (count)',
       yTitle: PPL_AXIS,
       seriesTitle: 'Scale rule',
-      dashTitle: 'File type',
       xIntegers: true,
-      points: rows.map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule, ...(manyTypes ? { dash: r.fileType } : {}) })),
+      points: subset.map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule })),
     });
   }
   return charts.map((c) => ({ name: c.name, title: c.title, spec: lineSpec(c) }));
