@@ -50,6 +50,10 @@ protected:
         cp.no_perf = true;
         cp.abort_callback = [](void * data) { return static_cast<std::atomic<bool> *>(data)->load(); };
         cp.abort_callback_data = &owner_->abort_;
+        if (owner_->stats_) {
+            cp.cb_eval = RoutingStats::Callback;
+            cp.cb_eval_user_data = owner_->stats_.get();
+        }
 
         llama_model * model = owner_->model_->model();
         Routing reserve;
@@ -95,6 +99,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::SetRouting>("setRouting"),
         InstanceMethod<&Context::Evaluate>("evaluate"),
         InstanceMethod<&Context::Logits>("logits"),
+        InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
         InstanceMethod<&Context::Abort>("abort"),
         InstanceMethod<&Context::Dispose>("dispose"),
     });
@@ -116,6 +121,8 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     options_.n_seq_max = U32(o, "sequences", options_.n_seq_max);
     options_.n_threads = (int32_t) U32(o, "threads", options_.n_threads);
     options_.reserve_experts = (int32_t) U32(o, "reserveExperts", 0);
+    options_.collect_routing_stats = o.Get("collectRoutingStats").ToBoolean().Value();
+    if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());
 }
 
 Context::~Context() { Free(); }
@@ -186,6 +193,7 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
         r.gate_scale = l.Get("gateScale").As<Napi::Number>().FloatValue();
         r.ser_min = (int32_t) l.Get("serMin").As<Napi::Number>().Int32Value();
         r.ser_ratio = l.Get("serRatio").As<Napi::Number>().FloatValue();
+        if (l.Get("mixTop").IsNumber()) r.mix_top = l.Get("mixTop").As<Napi::Number>().Int32Value();
         if (r.experts < 0 || (uint32_t) r.experts > n_expert || r.experts > LLAMA_MAX_EXPERTS) {
             throw Napi::RangeError::New(env, "setRouting: experts out of range");
         }
@@ -218,6 +226,38 @@ Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
+}
+
+// takeRoutingStats() → per-layer sums collected since the last call (calibration contexts only)
+Napi::Value Context::TakeRoutingStats(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (!stats_) ThrowCoded(env, "ERR_STATE", "this context was not created to collect routing statistics");
+    auto layers = stats_->Take();
+    Napi::Array out = Napi::Array::New(env, layers.size());
+    auto arr = [&](const std::vector<double> & v) {
+        Napi::Array a = Napi::Array::New(env, v.size());
+        for (size_t i = 0; i < v.size(); ++i) a.Set(i, v[i]);
+        return a;
+    };
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto & l = layers[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("layer", l.layer);
+        o.Set("experts", l.n_expert);
+        o.Set("computed", l.k);
+        o.Set("tokens", (double) l.tokens);
+        o.Set("probByRank", arr(l.prob_by_rank));
+        o.Set("selected", arr(l.selected));
+        o.Set("entropy", l.entropy);
+        o.Set("norm2", arr(l.norm2));
+        o.Set("dot", l.dot);
+        o.Set("self", l.self);
+        o.Set("pairs", (double) l.pairs);
+        o.Set("singles", (double) l.singles);
+        out.Set(i, o);
+    }
+    return out;
 }
 
 Napi::Value Context::Abort(const Napi::CallbackInfo & info) {

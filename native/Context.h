@@ -8,9 +8,11 @@
 #include <napi.h>
 
 #include <atomic>
+#include <memory>
 
 #include "llama.h"
 #include "routing/Routing.h"
+#include "routing/RoutingStats.h"
 
 namespace moe_eval {
 
@@ -23,6 +25,7 @@ struct ContextOptions {
     uint32_t n_seq_max = 1;
     int32_t n_threads = 4;
     int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
+    bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
 };
 
 class Context : public Napi::ObjectWrap<Context> {
@@ -51,6 +54,7 @@ private:
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
+    Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     void CheckUsable(Napi::Env env) const;
@@ -62,6 +66,7 @@ private:
     llama_context * ctx_ = nullptr;
     Routing routing_;
     bool hook_active_ = true;
+    std::unique_ptr<RoutingStats> stats_;
     std::atomic<bool> abort_{false};
     bool busy_ = false;
     bool disposed_ = false;

@@ -7,7 +7,8 @@ export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgr
 export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
-export type { RoutingProfile } from './profile.js';
+export { RoutingProfile, type ProfileData, type ProfileLayer } from './profile.js';
+export { calibrate, type CalibrateOptions } from './calibrate.js';
 export { quantizeModel, QUANT_TYPES, type QuantizeOptions } from './quantize.js';
 export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
 export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';

@@ -49,6 +49,8 @@ export interface NativeLayerRouting {
   gateScale: number;
   serMin: number; // 0 = off
   serRatio: number;
+  /** calibration only: compute `experts`, mix the first mixTop */
+  mixTop?: number;
 }
 
 export interface NativeKld {
@@ -97,6 +99,7 @@ export interface NativeContextOptions {
   sequences: number;
   threads: number;
   reserveExperts: number;
+  collectRoutingStats?: boolean;
 }
 
 export interface NativeContext {

@@ -6,7 +6,7 @@ import type { ModelInfo } from './model-info.js';
 import type { NativeLayerRouting } from './native.js';
 import { parseScaleRule, scaleFactor } from './scale.js';
 import { checkOptionNames, describe, expected } from './validate.js';
-import type { RoutingProfile } from './profile.js';
+import { RoutingProfile } from './profile.js';
 
 export interface Routing {
   /** Experts used per token: 1…N, or one entry per layer. Default: the model's own count. */
@@ -109,7 +109,8 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     if (parsed.kind === 'none') {
       expertScale = new Array<number>(layers).fill(1);
     } else if (parsed.kind === 'calibrated') {
-      if (!routing.profile) throw new TypeError("routing.expertScale 'calibrated' needs routing.profile (a profile from calibrate())");
+      if (!(routing.profile instanceof RoutingProfile)) throw new TypeError("routing.expertScale 'calibrated' needs routing.profile (a RoutingProfile from calibrate() or RoutingProfile.load())");
+      if (routing.profile.experts !== N) throw new RangeError(`The routing profile was measured on a model with ${routing.profile.experts} experts; this model has ${N}`);
       expertScale = experts.map((m, il) => routing.profile!.scaleFor(il, m));
     } else {
       expertScale = experts.map((m, il) => {

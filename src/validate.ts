@@ -32,7 +32,7 @@ function editDistance(a: string, b: string): number {
 /** Rejects unknown option names, suggesting the closest known one. */
 export function checkOptionNames(options: object, known: readonly string[], where: string): void {
   for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
+    if (known.includes(key) || (options as Record<string, unknown>)[key] === undefined) continue;
     let best = '';
     let bestD = Infinity;
     for (const k of known) {

@@ -18,9 +18,11 @@ struct LayerRouting {
     float   gate_scale   = 1.0f;  // multiplies the router logits (= scaling ffn_gate_inp)
     int32_t ser_min      = 0;     // -ser Kmin: experts always kept (0 = threshold off)
     float   ser_ratio    = 0.0f;  // -ser t: drop an expert whose weight < t × the first one's
+    int32_t mix_top      = 0;     // calibration: compute `experts` but mix only the first mix_top, with
+                                  // the model's weight rule over them (0 = off)
 
     bool is_default() const {
-        return experts == 0 && expert_scale == 1.0f && gate_scale == 1.0f && ser_min == 0;
+        return experts == 0 && expert_scale == 1.0f && gate_scale == 1.0f && ser_min == 0 && mix_top == 0;
     }
 };
 

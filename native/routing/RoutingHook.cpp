@@ -5,6 +5,7 @@
 
 #include "ggml.h"
 #include "llama-graph.h"
+#include "llama-hparams.h"
 
 #include <atomic>
 #include <memory>
@@ -14,6 +15,8 @@ namespace moe_eval {
 namespace {
 thread_local const Routing * t_routing = nullptr;
 thread_local std::vector<LayerFacts> * t_facts = nullptr;
+thread_local int t_layer_gating = 0;  // of the layer being built (begin_layer → select_weights)
+thread_local bool t_layer_norm_w = false;
 std::atomic<uint64_t> g_next_version{1};
 }  // namespace
 
@@ -62,6 +65,8 @@ static int64_t n_expert_used_for(int64_t n_default, int il) {
 
 int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_expert_used,
                     int gating_op, bool norm_w, float w_scale, bool has_selection_bias) {
+    moe_eval::t_layer_gating = gating_op;
+    moe_eval::t_layer_norm_w = norm_w;
     if (auto * facts = moe_eval::t_facts) {
         bool seen = false;
         for (const auto & f : *facts) seen = seen || f.layer == il;
@@ -87,9 +92,28 @@ ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il) {
     return out;
 }
 
+// Calibration: zero the weights of experts mix_top+1..k. Before a renormalizing model's own
+// normalization that is exactly mixing the top mix_top; a softmax over the chosen experts (already
+// applied here) restricted to the first mix_top and renormalized equals the softmax over those.
+static ggml_tensor * mix_top_only(ggml_context * ctx, ggml_tensor * weights, int mix_top, int il) {
+    const int64_t k = weights->ne[1];
+    const int64_t n_tokens = weights->ne[2];
+    if (mix_top <= 0 || mix_top >= k) return weights;
+    ggml_tensor * w = ggml_reshape_2d(ctx, weights, k, n_tokens);
+    ggml_tensor * keep = ggml_step(ctx, ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, (float) k, 1.0f), -1.0f, mix_top - 0.5f));
+    w = ggml_mul(ctx, w, keep);
+    if (moe_eval::t_layer_gating == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT && !moe_eval::t_layer_norm_w) {
+        w = ggml_div(ctx, w, ggml_sum_rows(ctx, w));
+    }
+    ggml_format_name(w, "moe_eval_mix_top-%d", il);
+    return ggml_reshape_3d(ctx, w, 1, k, n_tokens);
+}
+
 ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, int il) {
     const auto * l = layer_routing(il);
-    if (!l || l->ser_min <= 0) return weights;
+    if (!l) return weights;
+    weights = mix_top_only(ctx, weights, l->mix_top, il);
+    if (l->ser_min <= 0) return weights;
     const int64_t k = weights->ne[1];
     const int64_t n_tokens = weights->ne[2];
     if (l->ser_min >= k) return weights;  // every chosen expert is kept anyway

@@ -1,6 +1,7 @@
 /** Shared llama.cpp-style flags and their translation to API options. */
 import type { Argv } from 'yargs';
 
+import { RoutingProfile } from '../profile.js';
 import type { Routing } from '../routing.js';
 
 export const modelFlags = <T>(y: Argv<T>) =>
@@ -24,6 +25,7 @@ export const routingFlags = <T>(y: Argv<T>) =>
     .option('experts', { type: 'string', describe: 'experts per token: N or one per layer (a,b,c)' })
     .option('expert-scale', { type: 'string', describe: 'routed-output scale: number, per-layer list, or seed-uniform|seed-zipf:S|uniform|zipf:S' })
     .option('gate-scale', { type: 'string', describe: 'router-logit scale: number or per-layer list' })
+    .option('profile', { type: 'string', describe: "routing profile from `moe-eval calibrate` (for --expert-scale calibrated)" })
     .option('ser', { type: 'string', describe: 'Kmin,t: keep Kmin experts, drop others below t × the top weight (ik_llama.cpp -ser)' });
 
 function numberList(value: string, flag: string): number | number[] {
@@ -35,8 +37,9 @@ function numberList(value: string, flag: string): number | number[] {
   return nums.length === 1 ? nums[0]! : nums;
 }
 
-export function routingFromArgs(a: { experts?: string; 'expert-scale'?: string; 'gate-scale'?: string; ser?: string }): Routing {
+export async function routingFromArgs(a: { experts?: string; 'expert-scale'?: string; 'gate-scale'?: string; ser?: string; profile?: string }): Promise<Routing> {
   const r: Routing = {};
+  if (a.profile !== undefined) r.profile = await RoutingProfile.load(a.profile);
   if (a.experts !== undefined) r.experts = numberList(a.experts, 'experts');
   if (a['expert-scale'] !== undefined) {
     const v = a['expert-scale'];

@@ -7,6 +7,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
 import { MoeEvalError } from '../errors.js';
+import * as calibrate from './commands/calibrate.js';
 import * as compare from './commands/compare.js';
 import * as demo from './commands/demo.js';
 import * as exportCmd from './commands/export.js';
@@ -26,7 +27,7 @@ process.on('SIGINT', () => {
 });
 
 type Module = { command: string; describe: string; builder: (y: never) => unknown; handler: (a: never, s: AbortSignal) => Promise<void> };
-const commands: Module[] = [perplexity, sweep, compare, info, scale, quantize, exportCmd, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, compare, calibrate, info, scale, quantize, exportCmd, demo] as unknown as Module[];
 
 function exitCodeFor(e: unknown): number {
   if (interrupted) return 130;
@@ -35,7 +36,9 @@ function exitCodeFor(e: unknown): number {
 }
 
 // yargs reads a lone "-" as an unknown positional; llama.cpp's "-f -" (stdin) is kept as "--file=-".
-const argv = hideBin(process.argv).flatMap((arg, i, all) => (arg === '-' && (all[i - 1] === '-f' || all[i - 1] === '--file') ? [] : arg === '-f' && all[i + 1] === '-' ? ['--file=-'] : [arg]));
+const argv = hideBin(process.argv).flatMap((arg, i, all) =>
+  arg === '-' && (all[i - 1] === '-f' || all[i - 1] === '--file') ? [] : (arg === '-f' || arg === '--file') && all[i + 1] === '-' ? ['--file=-'] : [arg],
+);
 
 let cli = yargs(argv)
   .scriptName('moe-eval')

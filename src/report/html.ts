@@ -64,10 +64,10 @@ const COLUMNS: { head: string; title: string; numeric: boolean; cell: (r: Result
   { head: 'Routing', numeric: false, title: 'Routing label', cell: (r) => txt(r.routing) },
   { head: 'Experts', numeric: true, title: 'Experts used per token', cell: (r) => num(String(r.experts)) },
   { head: 'Scale rule', numeric: false, title: 'Expert-output scale rule', cell: (r) => txt(r.scaleRule) },
-  { head: 'PPL', numeric: true, title: 'Perplexity ± standard error (lower is better)', cell: (r) => num(`${fixed(r.perplexity, 4)} ± ${fixed(r.stderr, 4)}`) },
+  { head: 'PPL', numeric: true, title: 'Perplexity ± standard error (lower is better)', cell: (r) => ({ html: `${escapeHtml(fixed(r.perplexity, 4))} <span class="err">± ${escapeHtml(fixed(r.stderr, 4))}</span>` }) },
   { head: 'ΔPPL %', numeric: true, title: 'Perplexity change vs. the reference row, in percent', cell: (r) => (r.deltaPercent === null ? NA : num(`${signed(r.deltaPercent, 2)} %`)) },
   { head: 'KLD', numeric: true, title: 'Mean KL divergence vs. the reference logits (nats)', cell: (r) => (r.kldMean === null ? NA : num(fixed(r.kldMean, 6))) },
-  { head: 'Same top %', numeric: true, title: "Tokens whose most likely next token equals the reference's, in percent", cell: (r) => (r.sameTopPercent === null ? NA : num(`${fixed(r.sameTopPercent, 2)} %`)) },
+  { head: 'Same\u00a0top', numeric: true, title: "Tokens whose most likely next token equals the reference's, in percent", cell: (r) => (r.sameTopPercent === null ? NA : num(`${fixed(r.sameTopPercent, 2)} %`)) },
   { head: 'Tokens/s', numeric: true, title: 'Evaluation throughput (tokens per second)', cell: (r) => num(fixed(r.tokensPerSecond, 1)) },
 ];
 
@@ -95,7 +95,7 @@ function figure(plot: Plot): string {
 const CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
-body { margin: 0; padding: 24px 32px 48px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f; background: #fff; }
+body { margin: 0; padding: 24px 24px 48px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f; background: #fff; }
 main { max-width: 1400px; margin: 0 auto; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #ddd; }
@@ -103,15 +103,18 @@ h2 { font-size: 18px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1
 .grid { display: flex; flex-wrap: wrap; gap: 0 48px; }
 .grid > section { flex: 1 1 380px; min-width: 0; }
 table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 5px 10px; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
-thead th { background: #f4f5f7; border-bottom: 2px solid #ccc; white-space: nowrap; position: sticky; top: 0; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+thead th { background: #f4f5f7; border-bottom: 2px solid #ccc; vertical-align: bottom; position: sticky; top: 0; }
 table.kv th { font-weight: 600; white-space: nowrap; }
 table.kv td.mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
 .scroll { overflow-x: auto; }
-table.results { min-width: 100%; }
+table.results { min-width: 100%; font-size: 12.5px; }
+.err { color: #666; font-size: 11.5px; }
 table.results tbody tr:nth-child(even) { background: #fafbfc; }
 table.results tbody tr:hover { background: #eef4ff; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.results td { white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 .na { color: #999; }
 .empty { color: #777; font-style: italic; }
 .plots { display: flex; flex-wrap: wrap; gap: 24px; }
@@ -132,7 +135,7 @@ export function renderHtml(data: ReportData, plots: readonly Plot[]): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>${title}</title>
 <style>${CSS}</style>
 </head>

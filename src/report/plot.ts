@@ -108,28 +108,18 @@ export interface YScale {
 
 /** 1-2-5 steps covering [min, max] (only powers of ten when that would be more than 10 ticks). */
 function logTicks(min: number, max: number): number[] {
-  const steps: { value: number; decade: boolean }[] = [];
-  for (let e = Math.floor(Math.log10(min)); steps.length === 0 || steps[steps.length - 1]!.value < max; e++) {
+  const steps: number[] = [];
+  for (let e = Math.floor(Math.log10(min)); steps.length === 0 || steps[steps.length - 1]! < max; e++) {
     // Built from strings so 2 × 0.1 is 0.2, not 0.20000000000000004.
-    for (const m of [1, 2, 5]) steps.push({ value: Number(`${m}e${e}`), decade: m === 1 });
+    for (const m of [1, 2, 5]) steps.push(Number(`${m}e${e}`));
   }
   // Keep one step at or below min and one at or above max, so the domain ends on a labelled tick.
-  const lo = Math.max(steps.findLastIndex((t) => t.value <= min), 0);
-  const hi = steps.findIndex((t) => t.value >= max);
-  let span = steps.slice(lo, hi + 1);
-  if (span.length > 10) {
-    span = span.filter((t) => t.decade);
-    if (span[span.length - 1]!.value < max) span.push({ value: span[span.length - 1]!.value * 10, decade: true });
-  }
-  return span.map((t) => t.value);
-}
-  // Trim to one tick at or below min and one at or above max, so the domain ends on a labelled tick.
-  const lo = ticks.findLastIndex((t) => t <= min);
-  const hi = ticks.findIndex((t) => t >= max);
-  const span = ticks.slice(Math.max(lo, 0), hi + 1);
+  const lo = Math.max(steps.findLastIndex((t) => t <= min), 0);
+  const hi = steps.findIndex((t) => t >= max);
+  const span = steps.slice(lo, hi + 1);
   if (span.length <= 10) return span;
-  const decades = span.filter((t) => String(t).replace(/^0\.0*|e.*$/g, '').startsWith('1'));
-  if (decades[decades.length - 1]! < max) decades.push(decades[decades.length - 1]! * 10);
+  const decades: number[] = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) decades.push(Number(`1e${e}`));
   return decades;
 }
 

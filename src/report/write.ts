@@ -57,7 +57,8 @@ function checkRow(value: unknown, name: string): ResultRow {
     sizeBytes: integerAtLeast(value.sizeBytes, `${name}.sizeBytes`, 0),
     bitsPerWeight: finite(value.bitsPerWeight, `${name}.bitsPerWeight`, Number.MIN_VALUE, 'a finite number > 0'),
     routing: text(value.routing, `${name}.routing`),
-    experts: integerAtLeast(value.experts, `${name}.experts`, 1),
+    // 0 is allowed: a dense (non-MoE) model routes to no experts.
+    experts: integerAtLeast(value.experts, `${name}.experts`, 0),
     scaleRule: text(value.scaleRule, `${name}.scaleRule`),
     perplexity: finite(value.perplexity, `${name}.perplexity`, Number.MIN_VALUE, 'a finite number > 0'),
     stderr: finite(value.stderr, `${name}.stderr`, 0, 'a finite number >= 0'),

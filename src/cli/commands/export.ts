@@ -18,7 +18,7 @@ type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   const model = await loadModel(a.model, { kvOverrides: a['override-kv'] ?? [], signal });
   try {
-    const r = await exportModel(model, a.output, { routing: routingFromArgs(a) });
+    const r = await exportModel(model, a.output, { routing: await routingFromArgs(a) });
     if (a.json) printJson(r);
     else process.stdout.write(`wrote ${r.path} (${r.routing.label})\n`);
   } finally {

@@ -35,7 +35,7 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       ubatchSize: a['ubatch-size'],
       ...(a.threads === undefined ? {} : { threads: a.threads }),
       ...(a.chunks === undefined ? {} : { chunks: a.chunks }),
-      routing: routingFromArgs(a),
+      routing: await routingFromArgs(a),
       ...(base ? (a['kl-divergence'] ? { reference: base } : { saveReference: base }) : {}),
       signal,
       onProgress: (p) => bar.update(p.chunksDone, p.chunksTotal, `PPL ${fmt(p.perplexity)}`),

@@ -1,0 +1,122 @@
+/**
+ * calibrate(): one pass over calibration text that measures how this model routes (see profile.ts).
+ * The context computes k experts per token but mixes only the model's top n with the model's own
+ * weight rule (the hook's mixTop), so every layer sees the unmodified model's hidden states while the
+ * outputs of experts n+1..k are observed too.
+ */
+import { basename } from 'node:path';
+
+import { toAbortReason } from './errors.js';
+import { type EvaluateProgress, inputTokens, toResult } from './evaluate.js';
+import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
+import type { Model } from './model.js';
+import { native } from './native.js';
+import { type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
+import { resolveContextOptions } from './context.js';
+import { resolveRouting, toNativeRouting } from './routing.js';
+import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
+import { fromNative } from './errors.js';
+
+export interface CalibrateOptions {
+  text?: string;
+  file?: string;
+  tokens?: Int32Array | readonly number[];
+  /** k: experts computed per token, the largest m the profile covers. Default: all N (at most 4·n). */
+  experts?: number;
+  contextSize?: number;
+  batchSize?: number;
+  threads?: number;
+  chunks?: number;
+  onProgress?: (p: EvaluateProgress) => void;
+  signal?: AbortSignal;
+}
+
+interface NativeLayerStats {
+  layer: number;
+  experts: number;
+  computed: number;
+  tokens: number;
+  probByRank: number[];
+  selected: number[];
+  entropy: number;
+  norm2: number[];
+  dot: number;
+  self: number;
+  pairs: number;
+  singles: number;
+}
+
+export async function calibrate(model: Model, options: CalibrateOptions): Promise<RoutingProfile> {
+  const o = optionsObject(options, 'calibrate options');
+  checkOptionNames(o, ['text', 'file', 'tokens', 'experts', 'contextSize', 'batchSize', 'threads', 'chunks', 'onProgress', 'signal'], 'calibrate()');
+  const info = model.info;
+  if (info.experts === 0) throw new RangeError(`calibrate() needs a Mixture-of-Experts model; ${info.architecture} model has no experts`);
+  const n = info.expertsUsed;
+  const k = o.experts === undefined ? Math.min(info.experts, Math.max(n, 4 * n)) : integer(o.experts, 'experts', n, info.experts);
+  const sizes = resolveContextOptions(o, 'calibrate');
+  const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
+  const signal = optionalSignal(o.signal, 'signal');
+  const onProgress = optionalFunction<(p: EvaluateProgress) => void>(o.onProgress, 'onProgress');
+  if (signal?.aborted) throw toAbortReason(signal);
+  const tokens = await inputTokens(model, o, 'calibrate()');
+
+  // compute k, mix the model's own top n
+  const routing = resolveRouting(k > n ? { experts: k } : {}, info);
+  const nCtx = sizes.sequences * sizes.contextSize;
+  const ctx = new (native().Context)(model.native, {
+    contextSize: nCtx,
+    batchSize: Math.min(sizes.batchSize, nCtx),
+    ubatchSize: Math.min(sizes.ubatchSize, sizes.batchSize, nCtx),
+    sequences: sizes.sequences,
+    threads: sizes.threads,
+    reserveExperts: k,
+    collectRoutingStats: true,
+  } as never);
+  let raw;
+  let stats: NativeLayerStats[];
+  const onAbort = () => ctx.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await ctx.init();
+    ctx.setRouting(toNativeRouting(routing, info).map((l, il) => ({ ...l, mixTop: info.moeLayers.find((f) => f.layer === il)?.expertsUsed ?? n })));
+    raw = await ctx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
+    stats = (ctx as unknown as { takeRoutingStats(): NativeLayerStats[] }).takeRoutingStats();
+  } catch (e) {
+    throw fromNative(e, signal);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    ctx.dispose();
+  }
+
+  const layers: ProfileLayer[] = stats.map((s) => {
+    const nL = info.moeLayers.find((f) => f.layer === s.layer)?.expertsUsed ?? n;
+    const mean2 = s.norm2.map((x) => x / s.tokens);
+    return {
+      layer: s.layer,
+      tokens: s.tokens,
+      priorByRank: s.probByRank.map((x) => x / s.tokens),
+      selectionFrequency: s.selected.map((x) => x / s.tokens),
+      entropy: info.gating === 'softmax-over-chosen' ? null : s.entropy / s.tokens,
+      correlation: s.pairs > 0 && s.self > 0 ? s.dot / s.pairs / (s.self / s.singles) : 0,
+      meanNorm2: mean2,
+      alpha: mean2.map((x) => Math.sqrt(mean2[nL - 1]! / x)),
+    };
+  });
+  const pooled = Array.from({ length: k }, (_, m) => layers.reduce((a, l) => a + (l.meanNorm2[m] ?? 0), 0));
+  const result = toResult(raw, routing, { options: { ...sizes }, model } as never, tokens.length);
+  const data: ProfileData = {
+    format: 'moe-eval-routing-profile',
+    version: 1,
+    model: { file: basename(model.path), fingerprint: await modelFingerprint(model.path), architecture: info.architecture, experts: info.experts, expertsUsed: n, renormalized: info.renormalized, gating: info.gating },
+    text: { fingerprint: tokensFingerprint(tokens), scoredTokens: raw.count },
+    settings: { contextSize: sizes.contextSize, chunks: raw.chunkCount, computedExperts: k },
+    perplexity: result.perplexity,
+    layers,
+    global: {
+      alpha: pooled.map((x) => Math.sqrt(pooled[n - 1]! / x)),
+      priorByRank: Array.from({ length: info.experts }, (_, r) => layers.reduce((a, l) => a + l.priorByRank[r]!, 0) / Math.max(1, layers.length)),
+      correlation: layers.reduce((a, l) => a + l.correlation, 0) / Math.max(1, layers.length),
+    },
+  };
+  return new RoutingProfile(data);
+}
