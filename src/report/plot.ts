@@ -11,7 +11,6 @@
  */
 import { compile, type TopLevelSpec } from 'vega-lite';
 import * as vega from 'vega';
-import { parse, View, type LoggerInterface } from 'vega';
 
 import type { Plot, ResultRow } from './types.js';
 
@@ -195,9 +194,9 @@ function lineSpec(chart: LineChart): TopLevelSpec {
  * A logger for Vega and Vega-Lite that keeps stdout clean: errors still throw (Vega throws them
  * itself), warnings become Node process warnings, which a caller or test can observe.
  */
-function quietLogger(): LoggerInterface {
+function quietLogger(): vega.LoggerInterface {
   let level = 2; // vega.Warn
-  const logger: LoggerInterface = {
+  const logger: vega.LoggerInterface = {
     level(value?: number) {
       if (value === undefined) return level;
       level = value;
@@ -225,7 +224,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   useGlyphWidths();
   const logger = quietLogger();
   const vgSpec = compile(spec, { logger }).spec;
-  const view = new View(parse(vgSpec), { renderer: 'none', logger });
+  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none', logger });
   try {
     return await view.toSVG();
   } finally {
