@@ -174,6 +174,9 @@ void EvaluateWorker::Run() {
     const int n_vocab = llama_vocab_n_tokens(vocab);
     const int n_ctx = options_.n_ctx;
     const int nv = LogProbRowSize(n_vocab);
+    if (llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) == LLAMA_TOKEN_NULL) {
+        throw NativeError("ERR_TOKENIZE", "the vocabulary asks for a BOS token it does not define");
+    }
 
     if ((int) tokens_.size() < 2 * n_ctx) {
         throw NativeError("ERR_TEXT_TOO_SHORT", "you need at least " + std::to_string(2 * n_ctx) +

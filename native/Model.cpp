@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
+
+#include "gguf.h"
 
 #include "Log.h"
 #include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
@@ -58,6 +61,7 @@ protected:
         };
         params.progress_callback_user_data = this;
 
+        Preflight(o.path);
         ClearLastLogError();
         llama_model * model = llama_model_load_from_file(o.path.c_str(), params);
         if (model == nullptr) {
@@ -87,6 +91,30 @@ protected:
     }
 
 private:
+    // Checks that keep llama.cpp away from its asserts (which abort the process): the file must parse
+    // with ggml's reference GGUF reader, and the vocabulary must not repeat a token.
+    static void Preflight(const std::string & path) {
+        ClearLastLogError();
+        gguf_init_params gp = {/*no_alloc =*/true, /*ctx =*/nullptr};
+        gguf_context * g = gguf_init_from_file(path.c_str(), gp);
+        if (g == nullptr) {
+            const std::string why = LastLogError();
+            throw NativeError("ERR_GGUF", "not a valid GGUF file: " + path + (why.empty() ? "" : " (" + why + ")"));
+        }
+        std::string problem;
+        const int64_t k = gguf_find_key(g, "tokenizer.ggml.tokens");
+        if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_ARRAY && gguf_get_arr_type(g, k) == GGUF_TYPE_STRING) {
+            const size_t n = gguf_get_arr_n(g, k);
+            std::unordered_set<std::string> seen;
+            seen.reserve(n);
+            for (size_t i = 0; i < n && problem.empty(); ++i) {
+                if (!seen.insert(gguf_get_arr_str(g, k, i)).second) problem = "the vocabulary repeats token " + std::to_string(i);
+            }
+        }
+        gguf_free(g);
+        if (!problem.empty()) throw NativeError("ERR_GGUF", path + ": " + problem);
+    }
+
     void CollectFacts() {
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx = 256;
@@ -260,6 +288,10 @@ protected:
             throw NativeError("ERR_NO_TOKENIZER", "the model has no tokenizer (tokenizer.ggml.model is \"no_vocab\")");
         }
         if (text_.size() > (size_t) INT32_MAX / 2) throw NativeError("ERR_INVALID_ARG", "text too long to tokenize");
+        if (add_special_ && ((llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) == LLAMA_TOKEN_NULL) ||
+                             (llama_vocab_get_add_eos(vocab) && llama_vocab_eos(vocab) == LLAMA_TOKEN_NULL))) {
+            throw NativeError("ERR_TOKENIZE", "the vocabulary asks for a BOS/EOS token it does not define");
+        }
         // upper bound: one token per byte, plus BOS/EOS
         tokens_.resize(text_.size() + 2);
         int32_t n = llama_tokenize(vocab, text_.data(), (int32_t) text_.size(), tokens_.data(), (int32_t) tokens_.size(),

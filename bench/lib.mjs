@@ -1,0 +1,55 @@
+// Shared helpers for the benchmarks: every figure is a ratio against a peer measured in the same run,
+// alternating runs, median of several, because timings on shared machines are noisy.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const work = join(root, '.moe-eval-cache', 'bench');
+mkdirSync(work, { recursive: true });
+export const llamaPerplexity = join(root, 'build', 'tools', 'perplexity', 'llama-perplexity');
+export const demoModel = join(root, 'models', 'demo', 'moe-demo.gguf');
+export const demoText = join(root, 'models', 'demo', 'heldout.txt');
+
+export function requirePeer() {
+  if (!existsSync(llamaPerplexity)) throw new Error(`${llamaPerplexity} is missing: run \`npm run build:peers\``);
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Runs a() and b() alternately `rounds` times; returns both medians (ms) and b/a. */
+export async function alternate(rounds, a, b) {
+  const ta = [];
+  const tb = [];
+  for (let i = 0; i < rounds; i++) {
+    let t = performance.now();
+    await a();
+    ta.push(performance.now() - t);
+    t = performance.now();
+    await b();
+    tb.push(performance.now() - t);
+  }
+  return { a: median(ta), b: median(tb), ratio: median(tb) / median(ta) };
+}
+
+export async function runLlamaPerplexity(args) {
+  const { stdout, stderr } = await promisify(execFile)(llamaPerplexity, args, { maxBuffer: 64 << 20 });
+  const out = stdout + stderr;
+  const m = /Final estimate: PPL = ([0-9.]+)/.exec(out);
+  return { perplexity: m ? Number(m[1]) : NaN, output: out };
+}
+
+export function machine() {
+  return `${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, Node ${process.version}`;
+}
+
+export function line(name, value, target) {
+  const pass = target === undefined ? '' : target.ok ? `  ✓ (target ${target.text})` : `  ✗ (target ${target.text})`;
+  console.log(`${name.padEnd(58)} ${value}${pass}`);
+}

@@ -1,0 +1,28 @@
+// evaluate() against llama.cpp's llama-perplexity (built from the same vendor tree): same model, text,
+// context, batch and threads; alternating runs, median of 3. Also checks both print the same PPL.
+import { evaluate, loadModel } from '../dist/index.js';
+import { alternate, demoModel, demoText, line, requirePeer, runLlamaPerplexity } from './lib.mjs';
+
+export async function benchPerplexity({ model = demoModel, text = demoText, c = 256, b = 1024, t = 2, chunks = 16, label = 'demo model', rounds = 3 } = {}) {
+  requirePeer();
+  let ours;
+  let theirs;
+  const r = await alternate(
+    rounds,
+    async () => {
+      theirs = await runLlamaPerplexity(['-m', model, '-f', text, '-c', String(c), '-b', String(b), '-t', String(t), '--chunks', String(chunks)]);
+    },
+    async () => {
+      // the same job as the llama-perplexity process: load, tokenize, evaluate, free
+      const m = await loadModel(model);
+      ours = await evaluate(m, { file: text, contextSize: c, batchSize: b, threads: t, chunks });
+      await m.dispose();
+    },
+  );
+  const speed = r.a / r.b;
+  line(`perplexity throughput vs llama-perplexity (${label})`, `${speed.toFixed(2)}× (llama-perplexity ${r.a.toFixed(0)} ms, moe-eval ${r.b.toFixed(0)} ms, both load + evaluate)`, { ok: speed >= 1, text: '≥ 1.00' });
+  line(`  same perplexity (${label})`, `${ours.perplexity.toFixed(4)} vs ${theirs.perplexity.toFixed(4)}`, { ok: Math.abs(ours.perplexity - theirs.perplexity) < 1e-4 + 1e-6 * theirs.perplexity, text: 'equal to 4 decimals' });
+  return { speed, ours: ours.perplexity, theirs: theirs.perplexity };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await benchPerplexity();
