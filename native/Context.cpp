@@ -8,6 +8,7 @@
 #include "Model.h"
 #include "llama-model.h"
 #include "util/NativeError.h"
+#include "util/ReleaseMemory.h"
 #include "util/PromiseWorker.h"
 
 namespace moe_eval {
@@ -131,6 +132,7 @@ void Context::Free() {
     if (ctx_ != nullptr && !busy_) {
         llama_free(ctx_);
         ctx_ = nullptr;
+        ReleaseFreedMemory();
     }
 }
 

@@ -9,6 +9,7 @@
 #include "Log.h"
 #include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
 #include "util/NativeError.h"
+#include "util/ReleaseMemory.h"
 #include "util/Progress.h"
 #include "util/PromiseWorker.h"
 
@@ -190,6 +191,7 @@ void Model::Free() {
     if (model_ != nullptr && active_workers_.load() == 0) {
         llama_model_free(model_);
         model_ = nullptr;
+        ReleaseFreedMemory();
     }
 }
 
