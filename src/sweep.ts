@@ -13,6 +13,7 @@ import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.j
 import { Model, loadModel } from './model.js';
 import { readKldBaseHeader } from './reference.js';
 import { ResultsFile } from './results-file.js';
+import { RoutingProfile } from './profile.js';
 import type { Routing } from './routing.js';
 import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -39,6 +40,8 @@ export interface SweepOptions {
    * once to `<out>.base.kld` and reused), or a base file path.
    */
   reference?: 'default' | string;
+  /** A routing profile from calibrate(), for grid points with expertScale 'calibrated'. */
+  profile?: RoutingProfile;
   onPoint?: (row: SweepRow, done: number, total: number) => void;
   onProgress?: (p: { point: number; points: number; chunksDone: number; chunksTotal: number }) => void;
   signal?: AbortSignal;
@@ -92,7 +95,8 @@ export function gridPoints(grid: SweepGrid): Routing[] {
 
 export async function sweep(target: Model | string, options: SweepOptions): Promise<SweepResult> {
   const o = optionsObject(options, 'sweep options');
-  checkOptionNames(o, ['grid', 'text', 'file', 'tokens', 'out', 'contextSize', 'batchSize', 'threads', 'chunks', 'reference', 'onPoint', 'onProgress', 'signal'], 'sweep()');
+  checkOptionNames(o, ['grid', 'text', 'file', 'tokens', 'out', 'contextSize', 'batchSize', 'threads', 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'], 'sweep()');
+  if (o.profile !== undefined && !(o.profile instanceof RoutingProfile)) throw new TypeError(expected('a RoutingProfile', 'profile', o.profile));
   const points = gridPoints(o.grid as SweepGrid);
   const out = resolve(nonEmptyString(o.out, 'out'));
   const signal = optionalSignal(o.signal, 'signal');
@@ -131,7 +135,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     let evaluated = 0;
     const rows: SweepRow[] = [];
     for (const [i, point] of points.entries()) {
-      const key = stableJson({ ...base, reference: o.reference ?? null, point });
+      const key = stableJson({ ...base, reference: o.reference ?? null, point, profile: point.expertScale === 'calibrated' ? ((o.profile as RoutingProfile | undefined)?.data.text.fingerprint ?? null) : undefined });
       const done = results.get(key);
       if (done) {
         resumed++;
@@ -143,7 +147,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       const r: EvaluateResult = await evaluate(ctx, {
         ...(reference ? { reference } : { tokens }),
         ...(chunks ? { chunks } : {}),
-        routing: point,
+        routing: point.expertScale === 'calibrated' ? { ...point, profile: o.profile as RoutingProfile } : point,
         signal,
         onProgress: (p) => onProgress?.({ point: i + 1, points: points.length, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
       });
