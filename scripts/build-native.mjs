@@ -9,6 +9,7 @@
 //   MOE_EVAL_SANITIZE=address             AddressSanitizer build (scripts/asan-test.sh)
 //   MOE_EVAL_BUILD_JOBS=N                 parallel compile jobs (default: all cores)
 //   MOE_EVAL_SKIP_NATIVE=1                do nothing (e.g. a packaging step that ships a prebuilt build/)
+//   MOE_EVAL_BUILD_DIR=build-asan         build somewhere else than build/ (load it with MOE_EVAL_ADDON=…/Release/moe_eval.node)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -34,7 +35,8 @@ step(process.execPath, [join(root, 'scripts', 'vendor-llama.mjs')]);
 
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const common = ['-d', root, '-O', join(root, 'build'), '--parallel', String(Number(env.MOE_EVAL_BUILD_JOBS) || availableParallelism())];
+const buildDir = resolve(root, env.MOE_EVAL_BUILD_DIR || 'build');
+const common = ['-d', root, '-O', buildDir, '--parallel', String(Number(env.MOE_EVAL_BUILD_JOBS) || availableParallelism())];
 const defs = [
   `--CDMOE_EVAL_GPU=${env.MOE_EVAL_GPU || 'none'}`,
   `--CDMOE_EVAL_PORTABLE=${env.MOE_EVAL_PORTABLE === '1' ? 'ON' : 'OFF'}`,
@@ -45,7 +47,7 @@ const defs = [
 step(process.execPath, [cmakeJs, 'build', ...common, ...defs, '--target', 'moe_eval']);
 if (args.includes('--peers')) step(process.execPath, [cmakeJs, 'build', ...common, ...defs, '--target', 'peers']);
 
-if (!existsSync(join(root, 'build', 'Release', 'moe_eval.node'))) {
-  process.stderr.write('[build] build/Release/moe_eval.node was not produced\n');
+if (!existsSync(join(buildDir, 'Release', 'moe_eval.node'))) {
+  process.stderr.write(`[build] ${join(buildDir, 'Release', 'moe_eval.node')} was not produced\n`);
   process.exit(1);
 }
