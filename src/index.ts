@@ -17,6 +17,7 @@ export { writeReport, type ReportData, type ResultRow } from './report/index.js'
 export { exportModel, type ExportOptions } from './export.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
+export { systemInfo } from './system.js';
 export { MoeEvalError, DisposedError, type ErrorCode } from './errors.js';
 
 applyLogEnv();

@@ -171,7 +171,9 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   nonEmptyString(path, 'path');
   const o = optionsObject(options, 'loadModel options');
   checkOptionNames(o, LOAD_OPTIONS, 'loadModel()');
-  const gpuLayers = o.gpuLayers === undefined ? 0 : integer(o.gpuLayers, 'gpuLayers', -1, 100000);
+  // MOE_EVAL_GPU_LAYERS sets the default (as LLAMA_ARG_N_GPU_LAYERS does for llama.cpp's tools)
+  const envLayers = process.env.MOE_EVAL_GPU_LAYERS === undefined ? 0 : Number(process.env.MOE_EVAL_GPU_LAYERS);
+  const gpuLayers = integer(o.gpuLayers ?? envLayers, o.gpuLayers === undefined ? 'MOE_EVAL_GPU_LAYERS' : 'gpuLayers', -1, 100000);
   const useMmap = optionalBoolean(o.useMmap, 'useMmap') ?? true;
   const onProgress = optionalFunction<(p: number) => void>(o.onProgress, 'onProgress');
   const signal = optionalSignal(o.signal, 'signal');

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# GPU check, for a machine with an NVIDIA GPU and no network (see ../shared/notes/gpu-builds.md):
+# builds moe-eval with CUDA into build-cuda/, runs the routing-equivalence tests with every layer on
+# the GPU, and the throughput and overhead benchmarks; prints a summary. Sized for < 10 minutes.
+# Everything must travel with the working tree: node_modules/, vendor/llama.cpp/ (materialized), dist/.
+#   bash bench/gpu-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || { echo "no NVIDIA GPU"; exit 1; }
+
+# cuBLAS: the CUDA toolkit's, or the one in NVIDIA's pip wheels
+if ! ls /usr/local/cuda/include/cublas_v2.h >/dev/null 2>&1; then
+  CUBLAS_DIR=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))" 2>/dev/null || true)
+  if [ -n "$CUBLAS_DIR" ]; then
+    export CPATH="$CUBLAS_DIR/include:${CPATH:-}"
+    export LIBRARY_PATH="$CUBLAS_DIR/lib:${LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$CUBLAS_DIR/lib:${LD_LIBRARY_PATH:-}"
+    for f in "$CUBLAS_DIR"/lib/libcublas*.so.*; do b=${f%%.so.*}.so; [ -e "$b" ] || ln -sf "$f" "$b"; done
+    export CMAKE_ARGS_EXTRA="-DCUDAToolkit_ROOT=$(dirname "$(dirname "$(command -v nvcc)")")"
+    echo "cuBLAS from $CUBLAS_DIR"
+  fi
+fi
+
+MOE_EVAL_BUILD_DIR=build-cuda MOE_EVAL_GPU=cuda MOE_EVAL_CUDA_ARCHITECTURES="${MOE_EVAL_CUDA_ARCHITECTURES:-90}" \
+  node scripts/build-native.mjs > build-cuda.log 2>&1 || { tail -40 build-cuda.log; exit 1; }
+t1=$(date +%s)
+echo "CUDA build: $((t1 - t0)) s"
+export MOE_EVAL_ADDON="$PWD/build-cuda/Release/moe_eval.node"
+export MOE_EVAL_GPU_LAYERS=-1
+node -e "import('./dist/index.js').then(m => console.log(m.systemInfo?.() ?? ''))" || true
+node --test --test-concurrency=1 test/routing-equivalence.test.mjs 2>&1 | grep -E '^# (pass|fail)|not ok' || true
+node bench/routing-overhead.mjs || true
+node bench/perplexity-throughput.mjs || true
+echo "GPU check done in $(( $(date +%s) - t0 )) s"
