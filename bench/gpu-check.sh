@@ -17,7 +17,9 @@ if ! ls /usr/local/cuda/include/cublas_v2.h >/dev/null 2>&1; then
     export LIBRARY_PATH="$CUBLAS_DIR/lib:${LIBRARY_PATH:-}"
     export LD_LIBRARY_PATH="$CUBLAS_DIR/lib:${LD_LIBRARY_PATH:-}"
     for f in "$CUBLAS_DIR"/lib/libcublas*.so.*; do b=${f%%.so.*}.so; [ -e "$b" ] || ln -sf "$f" "$b"; done
-    export CMAKE_ARGS_EXTRA="-DCUDAToolkit_ROOT=$(dirname "$(dirname "$(command -v nvcc)")")"
+    CUBLAS_SO=$(ls "$CUBLAS_DIR"/lib/libcublas.so* | head -1)
+    CUBLASLT_SO=$(ls "$CUBLAS_DIR"/lib/libcublasLt.so* | head -1)
+    export MOE_EVAL_CMAKE_DEFS="CUDA_cublas_LIBRARY=$CUBLAS_SO CUDA_cublasLt_LIBRARY=$CUBLASLT_SO"
     echo "cuBLAS from $CUBLAS_DIR"
   fi
 fi

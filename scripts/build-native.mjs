@@ -8,6 +8,7 @@
 //   MOE_EVAL_LLAMA_CPP_DIR=/path          build against another llama.cpp checkout (patched in place)
 //   MOE_EVAL_SANITIZE=address             AddressSanitizer build (scripts/asan-test.sh)
 //   MOE_EVAL_CUDA_ARCHITECTURES=90        CUDA architectures (default: llama.cpp's choice)
+//   MOE_EVAL_CMAKE_DEFS="A=1 B=2"          extra CMake cache entries
 //   MOE_EVAL_BUILD_JOBS=N                 parallel compile jobs (default: all cores)
 //   MOE_EVAL_SKIP_NATIVE=1                do nothing (e.g. a packaging step that ships a prebuilt build/)
 //   MOE_EVAL_BUILD_DIR=build-asan         build somewhere else than build/ (load it with MOE_EVAL_ADDON=…/Release/moe_eval.node)
@@ -43,6 +44,8 @@ const defs = [
   `--CDMOE_EVAL_PORTABLE=${env.MOE_EVAL_PORTABLE === '1' ? 'ON' : 'OFF'}`,
   `--CDMOE_EVAL_SANITIZE=${env.MOE_EVAL_SANITIZE || ''}`,
   ...(env.MOE_EVAL_CUDA_ARCHITECTURES ? [`--CDCMAKE_CUDA_ARCHITECTURES=${env.MOE_EVAL_CUDA_ARCHITECTURES}`] : []),
+  // extra NAME=VALUE cache entries, space-separated (e.g. where a CUDA library lives)
+  ...(env.MOE_EVAL_CMAKE_DEFS ? env.MOE_EVAL_CMAKE_DEFS.split(/\s+/).filter(Boolean).map((d) => `--CD${d}`) : []),
 ];
 
 // cmake-js `build` configures when needed; the defs are applied on (re)configure.
