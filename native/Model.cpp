@@ -241,6 +241,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     o.Set("fileType", (double) llama_model_ftype(m));
     o.Set("sizeBytes", (double) llama_model_size(m));
     o.Set("parameters", (double) llama_model_n_params(m));
+    o.Set("tensors", (double) m->n_tensors());
     o.Set("addBos", llama_vocab_get_add_bos(vocab));
     o.Set("addEos", llama_vocab_get_add_eos(vocab));
     o.Set("bosToken", llama_vocab_bos(vocab));
@@ -268,6 +269,8 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
         l.Set("renormalized", f.norm_w || f.gating_op == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT);
         l.Set("expertWeightsScale", f.w_scale);
         l.Set("selectionBias", f.selection_bias);
+        l.Set("graphNodes", f.graph_nodes);
+        l.Set("graphSize", f.graph_size);
         layers.Set(i, l);
     }
     o.Set("moeLayers", layers);

@@ -16,6 +16,8 @@ export interface ModelInfo {
   fileType: string;
   sizeBytes: number;
   parameters: number;
+  /** Weight tensors (they occupy graph slots too). */
+  tensors: number;
   bitsPerWeight: number;
   addBos: boolean;
   /** N: routed experts per MoE layer (0 for a dense model). */
@@ -63,6 +65,7 @@ export function toModelInfo(path: string, raw: NativeModelInfo): ModelInfo {
     fileType: fileTypeName(raw.fileType),
     sizeBytes: raw.sizeBytes,
     parameters: raw.parameters,
+    tensors: raw.tensors,
     bitsPerWeight: raw.parameters > 0 ? (raw.sizeBytes * 8) / raw.parameters : 0,
     addBos: raw.addBos,
     experts: raw.experts,

@@ -17,6 +17,9 @@ export interface NativeLayerFacts {
   renormalized: boolean;
   expertWeightsScale: number;
   selectionBias: boolean;
+  /** Nodes in llama.cpp's graph when this layer's experts were aggregated, and the graph's capacity. */
+  graphNodes: number;
+  graphSize: number;
 }
 
 export interface NativeModelInfo {
@@ -30,6 +33,7 @@ export interface NativeModelInfo {
   fileType: number;
   sizeBytes: number;
   parameters: number;
+  tensors: number;
   addBos: boolean;
   addEos: boolean;
   bosToken: number;

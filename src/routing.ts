@@ -140,6 +140,8 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     throw new TypeError(`routing.minExperts (${describe(routing.minExperts)}) only applies together with routing.minWeightRatio`);
   }
 
+  checkGraphBudget(experts, r_minOrNull(routing), info);
+
   const isDefault =
     experts.every((e) => e === n) && expertScale.every((s) => s === 1) && gateScale.every((g) => g === 1) && minWeightRatio === null;
   const parts: string[] = [];
@@ -149,6 +151,31 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
   if (!gateScale.every((g) => g === 1)) parts.push(`gate=${compact(gateScale)}`);
   if (minWeightRatio !== null) parts.push(`ser=${minExperts},${formatNumber(minWeightRatio)}`);
   return { experts, expertScale, gateScale, minWeightRatio, minExperts, expertScaleRule: rule, isDefault, label: parts.length ? parts.join(' ') : 'default' };
+}
+
+function r_minOrNull(routing: Routing): boolean {
+  return routing.minWeightRatio !== undefined || routing.gateScale !== undefined || routing.expertScale !== undefined;
+}
+
+/**
+ * llama.cpp sizes its graph for the model's own routing and aborts the process when a graph outgrows
+ * it. Each extra expert per token costs two nodes per MoE layer (a view and an add); the routing ops
+ * a few more. Refuse what would not fit, with the largest count that does.
+ */
+function checkGraphBudget(experts: number[], extraOps: boolean, info: ModelInfo): void {
+  const last = info.moeLayers.reduce((a, l) => (l.graphNodes > a.graphNodes ? l : a), info.moeLayers[0]!);
+  if (!last || !last.graphSize) return;
+  // every tensor the graph touches takes a slot in the scheduler's hash set of graphSize entries:
+  // the nodes built so far, the weights (leaves), and the output head plus slack after the last layer
+  const free = last.graphSize - last.graphNodes - info.tensors - 128;
+  const need = (k: (il: number) => number) =>
+    info.moeLayers.reduce((a, l) => a + 2 * Math.max(0, k(l.layer) - l.expertsUsed) + (extraOps ? 12 : 0), 0);
+  if (need((il) => experts[il] ?? 0) <= free) return;
+  let best = info.expertsUsed;
+  while (best < info.experts && need(() => best + 1) <= free) best++;
+  throw new RangeError(
+    `routing.experts asks for more experts than llama.cpp's graph for this model can hold (${need((il) => experts[il] ?? 0)} extra nodes, ${free} free); at most ${best} experts per token in every layer`,
+  );
 }
 
 /** What the addon receives: one entry per layer, or [] for the model's own routing (bit-identical). */

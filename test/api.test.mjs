@@ -148,3 +148,22 @@ describe('abort, dispose, queue', () => {
     assert.equal(m.disposed, true);
   });
 });
+
+describe('graph capacity', () => {
+  test('an expert count whose graph would overflow llama.cpp\'s is refused; the largest that fits runs', async () => {
+    const path = await fixture('llama', { layers: 4, experts: 160, expertsUsed: 2, feedForwardLength: 16, embeddingLength: 64 });
+    const m = await loadModel(path);
+    let err;
+    try {
+      resolveRouting({ experts: 160 }, m.info);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof RangeError, 'experts=160 should not fit');
+    const max = Number(/at most (\d+) experts/.exec(err.message)[1]);
+    assert.ok(max >= 2 && max < 160, err.message);
+    const r = await evaluate(m, { text: sampleText(), contextSize: 64, batchSize: 64, threads: 2, chunks: 1, routing: { experts: max } });
+    assert.ok(r.perplexity > 1);
+    await m.dispose();
+  });
+});

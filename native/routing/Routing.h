@@ -49,6 +49,8 @@ struct LayerFacts {
     bool    norm_w = false;       // chosen top-k weights renormalized to sum 1
     float   w_scale = 0.0f;       // expert-weights scale (0 = none)
     bool    selection_bias = false;  // DeepSeek-V3 style exp_probs_b
+    int32_t graph_nodes = 0;      // nodes in the graph when this layer's experts were aggregated
+    int32_t graph_size = 0;       // the graph's capacity (llama.cpp aborts beyond it)
 };
 
 // While alive on a thread, records LayerFacts for every MoE layer of the graphs built there.

@@ -7,6 +7,7 @@
 #include "llama-graph.h"
 #include "llama-hparams.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
@@ -17,6 +18,7 @@ thread_local const Routing * t_routing = nullptr;
 thread_local std::vector<LayerFacts> * t_facts = nullptr;
 thread_local int t_layer_gating = 0;  // of the layer being built (begin_layer → select_weights)
 thread_local bool t_layer_norm_w = false;
+thread_local llm_graph_result * t_layer_res = nullptr;  // the graph being built, for its node count
 std::atomic<uint64_t> g_next_version{1};
 }  // namespace
 
@@ -67,6 +69,7 @@ int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_
                     int gating_op, bool norm_w, float w_scale, bool has_selection_bias) {
     moe_eval::t_layer_gating = gating_op;
     moe_eval::t_layer_norm_w = norm_w;
+    moe_eval::t_layer_res = res;
     if (auto * facts = moe_eval::t_facts) {
         bool seen = false;
         for (const auto & f : *facts) seen = seen || f.layer == il;
@@ -81,6 +84,17 @@ int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_
 }
 
 int64_t n_expert_used(int64_t n_expert_used, int il) {
+    // the facts recorder also notes how full the graph is here, so that moe-eval can refuse an expert
+    // count whose extra aggregation nodes would overflow it (llama.cpp would abort)
+    if (moe_eval::t_facts != nullptr && moe_eval::t_layer_res != nullptr) {
+        ggml_cgraph * gf = moe_eval::t_layer_res->get_gf();
+        for (auto & f : *moe_eval::t_facts) {
+            if (f.layer == il && gf != nullptr) {
+                f.graph_nodes = std::max<int32_t>(f.graph_nodes, ggml_graph_n_nodes(gf));
+                f.graph_size = ggml_graph_size(gf);
+            }
+        }
+    }
     return n_expert_used_for(n_expert_used, il);
 }
 
