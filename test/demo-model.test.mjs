@@ -34,20 +34,22 @@ describe('demo model', () => {
     assert.ok(readFileSync(modelPath).length <= 21 * 2 ** 20, 'at most ~20 MB');
   });
 
+  let two;
   test("moe-eval's perplexity equals the training script's PyTorch one (≤ 1e-3 relative)", async () => {
-    const c = log.heldout?.context ?? 256;
-    const r = await evaluate(model, { file: textPath, contextSize: c, batchSize: 4 * c, threads: 2 });
-    const torch = log.heldout.perplexity;
-    assert.ok(Math.abs(r.perplexity / torch - 1) < 1e-3, `moe-eval ${r.perplexity} vs PyTorch ${torch}`);
-    assert.ok(r.perplexity < log.heldout.unigram_perplexity / 3, `well below the unigram model's ${log.heldout.unigram_perplexity}`);
+    const e = log.eval.ctx256;
+    two = await evaluate(model, { file: textPath, contextSize: 256, batchSize: 1024, threads: 2 });
+    assert.equal(two.chunks.length, e.chunks);
+    assert.equal(two.scoredTokens, e.scored_tokens);
+    assert.ok(Math.abs(two.perplexity / e.ppl_top2 - 1) < 1e-3, `moe-eval ${two.perplexity} vs PyTorch ${e.ppl_top2}`);
+    assert.ok(two.perplexity < e.unigram_ppl / 3, `well below the unigram model's ${e.unigram_ppl}`);
   });
 
   test('routing matters: one expert costs ≥ 5 %, and every expert is used (≥ 2 % of tokens) in every layer', async () => {
-    const opts = { file: textPath, contextSize: 256, batchSize: 1024, threads: 2, chunks: 12 };
-    const two = await evaluate(model, opts);
+    const opts = { file: textPath, contextSize: 256, batchSize: 1024, threads: 2 };
     const one = await evaluate(model, { ...opts, routing: { experts: 1 } });
+    assert.ok(Math.abs(one.perplexity / log.eval.ctx256.ppl_top1 - 1) < 1e-3, `top-1: moe-eval ${one.perplexity} vs PyTorch ${log.eval.ctx256.ppl_top1}`);
     assert.ok(one.perplexity >= 1.05 * two.perplexity, `top-1 ${one.perplexity} vs top-2 ${two.perplexity}`);
-    const p = await calibrate(model, { ...opts, experts: 2 });
+    const p = await calibrate(model, { ...opts, chunks: 32, experts: 2 });
     for (const l of p.data.layers) {
       const share = l.selectionFrequency.map((f) => f / 2);
       assert.ok(Math.min(...share) >= 0.02, `layer ${l.layer}: expert shares ${share.map((x) => x.toFixed(3))}`);

@@ -30,7 +30,7 @@ export const builder = (y: Argv) =>
   y
     .option('out', { type: 'string', default: 'reports/demo', describe: 'report folder' })
     .option('ctx-size', { alias: 'c', type: 'number', default: 256 })
-    .option('chunks', { type: 'number', default: 12, describe: 'evaluation chunks per point' })
+    .option('chunks', { type: 'number', default: 40, describe: 'evaluation chunks per point' })
     .option('threads', { alias: 't', type: 'number' })
     .option('quantize', { type: 'string', default: 'q8_0,q4_0,q2_k', describe: "quantization types to compare ('' for none)" })
     .option('json', { type: 'boolean', default: false })
