@@ -3,7 +3,7 @@
 import { evaluate, loadModel } from '../dist/index.js';
 import { alternate, demoModel, demoText, line, requirePeer, runLlamaPerplexity } from './lib.mjs';
 
-export async function benchPerplexity({ model = demoModel, text = demoText, c = 256, b = 1024, t = 2, chunks = 16, label = 'demo model', rounds = 3 } = {}) {
+export async function benchPerplexity({ model = demoModel, text = demoText, c = 256, b = 1024, t = 2, chunks = 254, label = 'demo model, 65k tokens', rounds = 3 } = {}) {
   requirePeer();
   let ours;
   let theirs;
