@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 
 import { loadModel } from '../../model.js';
+import { RoutingProfile } from '../../profile.js';
 import { type Prior, scaleFactor } from '../../scale.js';
 import { fmt, printJson, table } from '../output.js';
 
@@ -14,6 +15,7 @@ export const builder = (y: Argv) =>
     .option('trained', { alias: 'n', type: 'number', default: 2, describe: 'experts per token as trained (n)' })
     .option('zipf', { alias: 's', type: 'number', default: 0, describe: 'Zipf skew s of the prior (0 = uniform, 1 = Zipf)' })
     .option('correlation', { type: 'number', default: 0, describe: 'assumed correlation between expert outputs' })
+    .option('profile', { type: 'string', describe: 'add the factors a `moe-eval calibrate` profile measured (pooled over layers)' })
     .option('json', { type: 'boolean', default: false })
     .example('$0 scale -N 8 -n 2 -s 1', "the seed's Zipf table next to the renormalized one")
     .example('$0 scale -m mixtral.gguf', "the model's N, n and weight rule");
@@ -32,18 +34,25 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
     await model.dispose();
     if (N === 0) throw new TypeError(`${a.model} is not a Mixture-of-Experts model`);
   }
+  const profile = a.profile ? await RoutingProfile.load(a.profile) : undefined;
+  if (profile && !a.model) {
+    N = profile.experts;
+    n = profile.data.model.expertsUsed;
+    modelRenorm = profile.data.model.renormalized;
+  }
   const prior: Prior = a.zipf === 0 ? 'uniform' : { zipf: a.zipf };
   const rows = [];
   for (let m = 1; m <= N; m++) {
     const seed = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: false, correlation: a.correlation });
     const renorm = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: true, correlation: a.correlation });
-    rows.push({ m, seed, renormalized: renorm, model: modelRenorm === undefined ? undefined : modelRenorm ? renorm : seed });
+    const calibrated = profile && m <= profile.computedExperts ? profile.globalScale(m) : undefined;
+    rows.push({ m, seed, renormalized: renorm, model: modelRenorm === undefined ? undefined : modelRenorm ? renorm : seed, calibrated });
   }
   if (a.json) {
     printJson({ experts: N, trained: n, prior, correlation: a.correlation, modelRenormalized: modelRenorm ?? null, rows });
     return;
   }
-  const head = ['m', 'seed (un-normalized)', 'renormalized top-k', ...(modelRenorm === undefined ? [] : ['this model'])];
+  const head = ['m', 'seed (un-normalized)', 'renormalized top-k', ...(modelRenorm === undefined ? [] : ['this model']), ...(profile ? ['calibrated (all layers)'] : [])];
   process.stdout.write(`N=${N}, n=${n}, prior ${a.zipf === 0 ? 'uniform' : `Zipf s=${a.zipf}`}${a.correlation ? `, ρ=${a.correlation}` : ''}\n`);
-  process.stdout.write(table(head, rows.map((r) => [r.m, fmt(r.seed), fmt(r.renormalized), ...(r.model === undefined ? [] : [fmt(r.model)])])) + '\n');
+  process.stdout.write(table(head, rows.map((r) => [r.m, fmt(r.seed), fmt(r.renormalized), ...(r.model === undefined ? [] : [fmt(r.model)]), ...(profile ? [r.calibrated === undefined ? '-' : fmt(r.calibrated)] : [])])) + '\n');
 }
