@@ -162,10 +162,7 @@ Napi::Value Context::Init(const Napi::CallbackInfo & info) {
     } catch (const NativeError & e) {
         ThrowCoded(env, e.code.c_str(), e.what());
     }
-    auto * worker = new ContextInitWorker(env, this);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(new ContextInitWorker(env, this));
 }
 
 // setRouting([{ experts, expertScale, gateScale, serMin, serRatio }, … one per layer] | [])
@@ -214,20 +211,14 @@ Napi::Value Context::Evaluate(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
-    auto * worker = EvaluateWorker::Create(info, this);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(EvaluateWorker::Create(info, this));
 }
 
 Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
-    auto * worker = LogitsWorker::Create(info, this);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(LogitsWorker::Create(info, this));
 }
 
 // takeRoutingStats() → per-layer sums collected since the last call (calibration contexts only)

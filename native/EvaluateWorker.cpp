@@ -8,6 +8,7 @@
 #include "Context.h"
 #include "Model.h"
 #include "routing/Routing.h"
+#include "util/File.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
@@ -21,13 +22,6 @@ struct BatchDeleter {
     }
 };
 using BatchPtr = std::unique_ptr<llama_batch, BatchDeleter>;
-
-struct FileCloser {
-    void operator()(FILE * f) const {
-        if (f) fclose(f);
-    }
-};
-using File = std::unique_ptr<FILE, FileCloser>;
 
 struct ProgressEvent {
     int chunks_done;

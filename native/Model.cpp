@@ -205,10 +205,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
         throw Napi::Error::New(info.Env(), "Model.load: the model is already loaded, loading or disposed");
     }
     abort_load_ = false;
-    auto * worker = new ModelLoadWorker(info.Env(), this, info.Length() > 0 ? info[0] : info.Env().Undefined());
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(new ModelLoadWorker(info.Env(), this, info.Length() > 0 ? info[0] : info.Env().Undefined()));
 }
 
 Napi::Value Model::AbortLoad(const Napi::CallbackInfo & info) {
@@ -337,11 +334,8 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
         err.Set("code", disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED");
         throw err;
     }
-    auto * worker = new TokenizeWorker(env, this, info[0].As<Napi::String>().Utf8Value(),
-                                       info[1].ToBoolean().Value(), info[2].ToBoolean().Value());
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(new TokenizeWorker(env, this, info[0].As<Napi::String>().Utf8Value(),
+                                       info[1].ToBoolean().Value(), info[2].ToBoolean().Value()));
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {

@@ -66,12 +66,9 @@ Napi::Value QuantizeModel(const Napi::CallbackInfo & info) {
         throw Napi::TypeError::New(env, "quantizeModel: expected (src, dst, options)");
     }
     Napi::Object o = info[2].As<Napi::Object>();
-    auto * worker = new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
+    return PromiseWorker::Start(new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
                                        o.Get("ftype").As<Napi::Number>().Int32Value(), o.Get("threads").As<Napi::Number>().Int32Value(),
-                                       o.Get("allowRequantize").ToBoolean().Value(), info.Length() > 3 ? info[3] : env.Undefined());
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+                                       o.Get("allowRequantize").ToBoolean().Value(), info.Length() > 3 ? info[3] : env.Undefined()));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "ggml.h"
 #include "gguf.h"
+#include "util/File.h"
 #include "util/NativeError.h"
 #include "util/Progress.h"
 #include "util/PromiseWorker.h"
@@ -33,13 +34,6 @@ struct RewriteSpec {
     std::map<std::string, float> scale;  // tensor name → factor
     std::map<std::string, bool> optional;  // tensor name → skip when absent (e.g. a bias)
 };
-
-struct FileCloser {
-    void operator()(FILE * f) const {
-        if (f) fclose(f);
-    }
-};
-using File = std::unique_ptr<FILE, FileCloser>;
 
 struct GgufFree {
     void operator()(gguf_context * c) const { gguf_free(c); }
@@ -210,10 +204,7 @@ Napi::Value RewriteGguf(const Napi::CallbackInfo & info) {
             s.optional[name] = e.Get("optional").ToBoolean().Value();
         }
     }
-    auto * worker = new RewriteWorker(env, std::move(s), info.Length() > 3 ? info[3] : env.Undefined());
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return PromiseWorker::Start(new RewriteWorker(env, std::move(s), info.Length() > 3 ? info[3] : env.Undefined()));
 }
 
 }  // namespace

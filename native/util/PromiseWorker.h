@@ -22,6 +22,13 @@ public:
 
     Napi::Promise Promise() { return deferred_.Promise(); }
 
+    // Queues the worker and returns its promise (the worker deletes itself when done).
+    static Napi::Promise Start(PromiseWorker * worker) {
+        Napi::Promise promise = worker->Promise();
+        worker->Queue();
+        return promise;
+    }
+
 protected:
     virtual void Run() = 0;
     virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
