@@ -4,9 +4,11 @@ import { benchPerplexity } from './perplexity-throughput.mjs';
 import { benchReconfigure } from './reconfigure.mjs';
 import { benchRoutingOverhead } from './routing-overhead.mjs';
 import { benchMemory } from './memory.mjs';
+import { benchNodeLlamaCpp } from './node-llama-cpp.mjs';
 
 console.log(`moe-eval benchmarks — ${machine()} — ${new Date().toISOString()}`);
 await benchPerplexity();
 await benchRoutingOverhead();
 await benchReconfigure();
 await benchMemory();
+await benchNodeLlamaCpp();
