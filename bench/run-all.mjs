@@ -3,7 +3,10 @@ import { largeModel, machine } from './lib.mjs';
 import { benchPerplexity } from './perplexity-throughput.mjs';
 import { benchReconfigure } from './reconfigure.mjs';
 import { benchRoutingOverhead } from './routing-overhead.mjs';
-import { benchMemory } from './memory.mjs';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 import { benchNodeLlamaCpp } from './node-llama-cpp.mjs';
 
 console.log(`moe-eval benchmarks — ${machine()} — ${new Date().toISOString()}`);
@@ -14,5 +17,7 @@ for (const type of ['f16', 'q4_k_m']) {
 }
 await benchRoutingOverhead();
 await benchReconfigure();
-await benchMemory();
+// memory in a process of its own, so that the peak belongs to the sweep alone
+execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'memory.mjs')], { stdio: 'inherit' });
 await benchNodeLlamaCpp();
+await benchNodeLlamaCpp({ model: await largeModel('f16'), label: 'generated 175 M MoE, vocabulary 32,000', chunks: 2 });
