@@ -7,6 +7,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "ggml-rpc.h"
 #include "routing/Routing.h"
 #include "util/File.h"
 #include "util/NativeError.h"
@@ -235,6 +236,13 @@ void EvaluateWorker::Run() {
     if (k.num_batches > 1) logits.reserve((size_t) n_ctx * n_vocab);
     std::atomic<bool> & abort = owner_->abort_flag();
     const auto t_start = std::chrono::steady_clock::now();
+    // a ggml RPC server that fails mid-run drops the work sent to it: never report such a result
+    const uint64_t rpc_failures = ggml_backend_rpc_failure_count();
+    auto check_rpc = [&] {
+        if (ggml_backend_rpc_failure_count() != rpc_failures) {
+            throw NativeError("ERR_RPC", "an RPC server failed during the evaluation (disconnected or malformed reply); results discarded");
+        }
+    };
 
     try {
         for (int i = 0; i < n_chunk; i += k.n_seq) {
@@ -257,6 +265,7 @@ void EvaluateWorker::Run() {
 
             ScopedRouting routing(owner_->hook_routing());
             DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
+                check_rpc();
                 const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
                 const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
                 chunks_.push_back({i + seq, s});

@@ -5,6 +5,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "ggml-rpc.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
@@ -42,6 +43,7 @@ void LogitsWorker::Run() {
     const int n = (int) tokens_.size();
     logits_.resize((size_t) n * n_vocab);
 
+    const uint64_t rpc_failures = ggml_backend_rpc_failure_count();
     llama_batch batch = llama_batch_init(n_batch, 0, 1);
     ScopedRouting routing(owner_->hook_routing());
     llama_memory_clear(llama_get_memory(ctx), true);
@@ -60,6 +62,7 @@ void LogitsWorker::Run() {
             if (ret == 2 || owner_->abort_flag().load()) throw NativeError("ABORT_ERR", "aborted");
             if (ret != 0) throw NativeError("ERR_DECODE", "llama_decode failed with status " + std::to_string(ret));
             std::memcpy(logits_.data() + (size_t) start * n_vocab, llama_get_logits(ctx), (size_t) size * n_vocab * sizeof(float));
+            if (ggml_backend_rpc_failure_count() != rpc_failures) throw NativeError("ERR_RPC", "an RPC server failed during the decode; logits discarded");
         }
     } catch (...) {
         llama_batch_free(batch);

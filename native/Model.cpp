@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "ggml-rpc.h"
 #include "gguf.h"
 
 #include "Log.h"
@@ -63,6 +64,21 @@ protected:
         params.progress_callback_user_data = this;
 
         Preflight(o.path);
+        // layers on ggml RPC servers: their devices, in the order given (llama.cpp's --rpc)
+        std::vector<ggml_backend_dev_t> devices;
+        for (const std::string & endpoint : o.rpc_servers) {
+            ggml_backend_reg_t reg = nullptr;
+            try {
+                reg = ggml_backend_rpc_add_server(endpoint.c_str());
+            } catch (const std::exception & e) {
+                throw NativeError("ERR_RPC", std::string(e.what()));
+            }
+            for (size_t i = 0; reg != nullptr && i < ggml_backend_reg_dev_count(reg); ++i) devices.push_back(ggml_backend_reg_dev_get(reg, i));
+        }
+        if (!devices.empty()) {
+            devices.push_back(nullptr);
+            params.devices = devices.data();
+        }
         ClearLastLogError();
         llama_model * model = llama_model_load_from_file(o.path.c_str(), params);
         if (model == nullptr) {
@@ -154,6 +170,10 @@ Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
         Napi::Object o = info[1].As<Napi::Object>();
         if (o.Get("gpuLayers").IsNumber()) options_.gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
         if (o.Get("useMmap").IsBoolean()) options_.use_mmap = o.Get("useMmap").As<Napi::Boolean>().Value();
+        if (o.Get("rpcServers").IsArray()) {
+            Napi::Array arr = o.Get("rpcServers").As<Napi::Array>();
+            for (uint32_t i = 0; i < arr.Length(); ++i) options_.rpc_servers.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+        }
         if (o.Get("kvOverrides").IsArray()) {
             Napi::Array arr = o.Get("kvOverrides").As<Napi::Array>();
             for (uint32_t i = 0; i < arr.Length(); ++i) {

@@ -18,7 +18,7 @@ struct ModelLoadOptions {
     int32_t gpu_layers = 0;
     bool use_mmap = true;
     std::vector<llama_model_kv_override> kv_overrides;  // terminated by an empty key when passed on
-    std::vector<std::string> rpc_servers;
+    std::vector<std::string> rpc_servers;  // host:port of ggml RPC servers that hold the layers
 };
 
 class Model : public Napi::ObjectWrap<Model> {

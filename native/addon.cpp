@@ -5,6 +5,7 @@
 #include "Log.h"
 #include "Model.h"
 #include "QuantizeWorker.h"
+#include "RpcServer.h"
 #include "fixtures/RandomModel.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     moe_eval::InitRandomModel(env, exports);
     moe_eval::InitGgufRewrite(env, exports);
     moe_eval::InitQuantize(env, exports);
+    moe_eval::InitRpcServer(env, exports);
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     return exports;
 }

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'ERR_GGUF'
   | 'ERR_KLD_BASE'
   | 'ERR_QUANTIZE'
+  | 'ERR_RPC'
   | 'ERR_FILE'
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'

@@ -18,6 +18,7 @@ export { exportModel, type ExportOptions } from './export.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
 export { systemInfo } from './system.js';
+export { startRpcServer, type RpcServerOptions } from './rpc.js';
 export { MoeEvalError, DisposedError, type ErrorCode } from './errors.js';
 
 applyLogEnv();

@@ -17,12 +17,18 @@ export interface LoadModelOptions {
   useMmap?: boolean;
   /** llama.cpp's --override-kv, e.g. { key: 'llama.expert_used_count', type: 'int', value: 3 } or 'llama.expert_used_count=int:3'. */
   kvOverrides?: (KvOverride | string)[];
+  /**
+   * ggml RPC servers ('host:port', e.g. from `moe-eval rpc-server`) to place the layers on, like
+   * llama.cpp's --rpc. All layers go there unless gpuLayers says otherwise. The protocol has no
+   * authentication: use it on trusted networks only.
+   */
+  rpcServers?: string[];
   /** Load progress in [0, 1]. */
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
 }
 
-const LOAD_OPTIONS = ['gpuLayers', 'useMmap', 'kvOverrides', 'onProgress', 'signal'] as const;
+const LOAD_OPTIONS = ['gpuLayers', 'useMmap', 'kvOverrides', 'rpcServers', 'onProgress', 'signal'] as const;
 
 /** Parses llama.cpp's --override-kv syntax KEY=TYPE:VALUE. */
 export function parseKvOverride(spec: string): KvOverride {
@@ -171,8 +177,13 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   nonEmptyString(path, 'path');
   const o = optionsObject(options, 'loadModel options');
   checkOptionNames(o, LOAD_OPTIONS, 'loadModel()');
-  // MOE_EVAL_GPU_LAYERS sets the default (as LLAMA_ARG_N_GPU_LAYERS does for llama.cpp's tools)
-  const envLayers = process.env.MOE_EVAL_GPU_LAYERS === undefined ? 0 : Number(process.env.MOE_EVAL_GPU_LAYERS);
+  if (o.rpcServers !== undefined && (!Array.isArray(o.rpcServers) || !o.rpcServers.every((e) => typeof e === 'string' && /^[^\s:]+:\d{1,5}$/.test(e)))) {
+    throw new TypeError(expected("an array of 'host:port' strings", 'rpcServers', o.rpcServers));
+  }
+  const rpcServers = (o.rpcServers as string[] | undefined) ?? [];
+  // MOE_EVAL_GPU_LAYERS sets the default (as LLAMA_ARG_N_GPU_LAYERS does for llama.cpp's tools); with
+  // RPC servers every layer goes to them
+  const envLayers = process.env.MOE_EVAL_GPU_LAYERS === undefined ? (rpcServers.length ? -1 : 0) : Number(process.env.MOE_EVAL_GPU_LAYERS);
   const gpuLayers = integer(o.gpuLayers ?? envLayers, o.gpuLayers === undefined ? 'MOE_EVAL_GPU_LAYERS' : 'gpuLayers', -1, 100000);
   const useMmap = optionalBoolean(o.useMmap, 'useMmap') ?? true;
   const onProgress = optionalFunction<(p: number) => void>(o.onProgress, 'onProgress');
@@ -183,6 +194,6 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const abs = resolve(path);
   await checkModelFile(abs);
   if (signal?.aborted) throw toAbortReason(signal);
-  const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides });
+  const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides, rpcServers });
   return Model.load(abs, nativeModel, { onProgress, signal });
 }

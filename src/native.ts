@@ -143,7 +143,8 @@ export interface NativeRandomModelSpec {
 }
 
 export interface NativeAddon {
-  Model: new (path: string, options: { gpuLayers?: number; useMmap?: boolean; kvOverrides?: { key: string; type: string; value: unknown }[] }) => NativeModel;
+  Model: new (path: string, options: { gpuLayers?: number; useMmap?: boolean; kvOverrides?: { key: string; type: string; value: unknown }[]; rpcServers?: string[] }) => NativeModel;
+  startRpcServer(endpoint: string, threads: number): Promise<void>;
   Context: new (model: NativeModel, options: NativeContextOptions) => NativeContext;
   setLogger(fn: ((level: string, text: string) => void) | null, level: string): void;
   systemInfo(): string;

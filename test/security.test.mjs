@@ -13,7 +13,7 @@ function walk(dir) {
 }
 
 describe('security', () => {
-  test('the library source spawns no process and opens no socket', () => {
+  test('the library source spawns no process and opens no socket (RPC goes through ggml, to servers the caller names)', () => {
     for (const file of walk(join(root, 'src'))) {
       const text = readFileSync(file, 'utf8');
       assert.doesNotMatch(text, /child_process|node:net|node:http|node:https|node:dgram|\bfetch\(|WebSocket/, file);

@@ -9,6 +9,7 @@ export const modelFlags = <T>(y: Argv<T>) =>
     .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'GGUF model file' })
     .option('n-gpu-layers', { alias: ['ngl', 'gpu-layers'], type: 'number', default: 0, describe: 'layers to offload to the GPU (-1: all)' })
     .option('override-kv', { type: 'string', array: true, describe: 'KEY=TYPE:VALUE as llama.cpp (repeatable)' })
+    .option('rpc', { type: 'string', describe: 'ggml RPC servers host:port,… to place the layers on (llama.cpp --rpc)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result alone as JSON on stdout' });
 
 export const evalFlags = <T>(y: Argv<T>) =>

@@ -14,6 +14,7 @@ import * as exportCmd from './commands/export.js';
 import * as info from './commands/info.js';
 import * as perplexity from './commands/perplexity.js';
 import * as quantize from './commands/quantize.js';
+import * as rpcServer from './commands/rpc-server.js';
 import * as scale from './commands/scale.js';
 import * as sweep from './commands/sweep.js';
 
@@ -27,7 +28,7 @@ process.on('SIGINT', () => {
 });
 
 type Module = { command: string; describe: string; builder: (y: never) => unknown; handler: (a: never, s: AbortSignal) => Promise<void> };
-const commands: Module[] = [perplexity, sweep, compare, calibrate, info, scale, quantize, exportCmd, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, compare, calibrate, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
 
 function exitCodeFor(e: unknown): number {
   if (interrupted) return 130;

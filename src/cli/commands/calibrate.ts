@@ -19,7 +19,7 @@ type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 
 export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   const input = await readTextArg(a.file);
-  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], signal });
+  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const bar = a.json ? progressBar('') : progressBar('calibrate');
     const p = await calibrate(model, {

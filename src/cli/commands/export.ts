@@ -16,7 +16,7 @@ export const builder = (y: Argv) =>
 type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 
 export async function handler(a: Args, signal: AbortSignal): Promise<void> {
-  const model = await loadModel(a.model, { kvOverrides: a['override-kv'] ?? [], signal });
+  const model = await loadModel(a.model, { kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const r = await exportModel(model, a.output, { routing: await routingFromArgs(a) });
     if (a.json) printJson(r);

@@ -12,7 +12,7 @@ export const builder = (y: Argv) => modelFlags(y).example('$0 info -m mixtral-8x
 type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 
 export async function handler(a: Args, signal: AbortSignal): Promise<void> {
-  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], signal });
+  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const i = model.info;
     if (a.json) {

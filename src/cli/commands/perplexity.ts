@@ -25,7 +25,7 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   const base = a['kl-divergence-base'];
   if (a['kl-divergence'] && !base) throw new TypeError('--kl-divergence needs --kl-divergence-base FILE');
   const input = a['kl-divergence'] && a.file === undefined ? {} : await readTextArg(a.file);
-  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], signal });
+  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const bar = a.json ? progressBar('') : progressBar('perplexity');
     const r = await evaluate(model, {
