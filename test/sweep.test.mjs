@@ -78,3 +78,23 @@ describe('sweep()', () => {
     assert.deepEqual(b.rows.map((r) => r.perplexity), a.rows.map((r) => r.perplexity));
   });
 });
+
+describe('sweep() abort', () => {
+  test('a signal stops the sweep within the current point; the file holds only whole lines', async () => {
+    const model = await fixture('llama');
+    const out = join(dir, 'sweep-abort.jsonl');
+    rmSync(out, { force: true });
+    const ac = new AbortController();
+    const opts = { grid: { experts: [1, 2, 3, 4] }, text: sampleText(), out, contextSize: 64, batchSize: 64, threads: 2, chunks: 6, signal: ac.signal };
+    await assert.rejects(
+      sweep(model, { ...opts, onProgress: (p) => p.point === 2 && p.chunksDone === 1 && ac.abort(new Error('stop')) }),
+      { message: 'stop' },
+    );
+    const text = readFileSync(out, 'utf8');
+    assert.ok(text.endsWith('\n'));
+    assert.equal(lines(out).length, 1, 'the first point only');
+    const rest = await sweep(model, { ...opts, signal: undefined });
+    assert.equal(rest.resumed, 1);
+    assert.equal(rest.evaluated, 3);
+  });
+});
