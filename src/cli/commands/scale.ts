@@ -46,13 +46,15 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
     const seed = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: false, correlation: a.correlation });
     const renorm = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: true, correlation: a.correlation });
     const calibrated = profile && m <= profile.computedExperts ? profile.globalScale(m) : undefined;
-    rows.push({ m, seed, renormalized: renorm, model: modelRenorm === undefined ? undefined : modelRenorm ? renorm : seed, calibrated });
+    // the closed form with the router's measured prior instead of a uniform or Zipf one
+    const measuredPrior = profile ? scaleFactor({ experts: N, trained: n, used: m, prior: profile.data.global.priorByRank, renormalized: modelRenorm ?? true, correlation: a.correlation }) : undefined;
+    rows.push({ m, seed, renormalized: renorm, model: modelRenorm === undefined ? undefined : modelRenorm ? renorm : seed, measuredPrior, calibrated });
   }
   if (a.json) {
     printJson({ experts: N, trained: n, prior, correlation: a.correlation, modelRenormalized: modelRenorm ?? null, rows });
     return;
   }
-  const head = ['m', 'seed (un-normalized)', 'renormalized top-k', ...(modelRenorm === undefined ? [] : ['this model']), ...(profile ? ['calibrated (all layers)'] : [])];
+  const head = ['m', 'seed (un-normalized)', 'renormalized top-k', ...(modelRenorm === undefined ? [] : ['this model']), ...(profile ? ['measured prior', 'calibrated (all layers)'] : [])];
   process.stdout.write(`N=${N}, n=${n}, prior ${a.zipf === 0 ? 'uniform' : `Zipf s=${a.zipf}`}${a.correlation ? `, ρ=${a.correlation}` : ''}\n`);
-  process.stdout.write(table(head, rows.map((r) => [r.m, fmt(r.seed), fmt(r.renormalized), ...(r.model === undefined ? [] : [fmt(r.model)]), ...(profile ? [r.calibrated === undefined ? '-' : fmt(r.calibrated)] : [])])) + '\n');
+  process.stdout.write(table(head, rows.map((r) => [r.m, fmt(r.seed), fmt(r.renormalized), ...(r.model === undefined ? [] : [fmt(r.model)]), ...(profile ? [fmt(r.measuredPrior!), r.calibrated === undefined ? '-' : fmt(r.calibrated)] : [])])) + '\n');
 }
