@@ -167,3 +167,15 @@ describe('graph capacity', () => {
     await m.dispose();
   });
 });
+
+describe('compute buffers', () => {
+  test('raising the expert count beyond what a context reserved works and gives the same numbers', async () => {
+    const small = await model.createContext({ contextSize: 64, batchSize: 128, threads: 2 });
+    const big = await model.createContext({ contextSize: 64, batchSize: 128, threads: 2, routing: { experts: 8 } });
+    const text = sampleText();
+    const a = await evaluate(small, { text, chunks: 4, routing: { experts: 8 } });
+    const b = await evaluate(big, { text, chunks: 4 });
+    assert.equal(a.perplexity, b.perplexity);
+    await Promise.all([small.dispose(), big.dispose()]);
+  });
+});
