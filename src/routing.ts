@@ -128,6 +128,12 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     expertScale = perLayer(routing.expertScale as number | readonly number[], 'routing.expertScale', layers, scaleValue);
   }
 
+  if (info.architecture === 'llama4' && !expertScale.every((x) => x === 1)) {
+    // llama4 multiplies the router weights into the experts' input, not their output: scaling the
+    // weights there is not scaling ffn_down_exps, so the option would not mean what it says
+    throw new RangeError('routing.expertScale is not supported for llama4, whose router weights scale the experts\' input');
+  }
+
   let minWeightRatio: number | null = null;
   let minExperts: number | null = null;
   if (routing.minWeightRatio !== undefined) {
