@@ -15,12 +15,6 @@ namespace moe_eval {
 
 namespace {
 
-void ThrowCoded(Napi::Env env, const char * code, const std::string & message) {
-    Napi::Error err = Napi::Error::New(env, message);
-    err.Set("code", code);
-    throw err;
-}
-
 uint32_t U32(Napi::Object o, const char * key, uint32_t fallback) {
     Napi::Value v = o.Get(key);
     return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
@@ -160,7 +154,7 @@ Napi::Value Context::Init(const Napi::CallbackInfo & info) {
     try {
         model_->Check();
     } catch (const NativeError & e) {
-        ThrowCoded(env, e.code.c_str(), e.what());
+        ThrowCoded(env, e.code, e.what());
     }
     return PromiseWorker::Start(new ContextInitWorker(env, this));
 }

@@ -238,9 +238,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     try {
         Check();
     } catch (const NativeError & e) {
-        Napi::Error err = Napi::Error::New(env, e.what());
-        err.Set("code", e.code);
-        throw err;
+        ThrowCoded(env, e.code, e.what());
     }
     const llama_model * m = model_;
     const llama_hparams & hp = m->hparams;
@@ -350,9 +348,7 @@ private:
 Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (disposed_ || model_ == nullptr) {
-        Napi::Error err = Napi::Error::New(env, disposed_ ? "the model has been disposed" : "the model is not loaded");
-        err.Set("code", disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED");
-        throw err;
+        ThrowCoded(env, disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED", disposed_ ? "the model has been disposed" : "the model is not loaded");
     }
     return PromiseWorker::Start(new TokenizeWorker(env, this, info[0].As<Napi::String>().Utf8Value(),
                                        info[1].ToBoolean().Value(), info[2].ToBoolean().Value()));

@@ -6,8 +6,8 @@
  */
 import { basename } from 'node:path';
 
-import { toAbortReason } from './errors.js';
-import { type EvaluateProgress, inputTokens, toResult } from './evaluate.js';
+import { fromNative, toAbortReason } from './errors.js';
+import { type EvaluateProgress, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
 import { native } from './native.js';
@@ -15,7 +15,6 @@ import { type ProfileData, type ProfileLayer, RoutingProfile } from './profile.j
 import { resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
-import { fromNative } from './errors.js';
 
 export interface CalibrateOptions {
   text?: string;
@@ -103,14 +102,13 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
     };
   });
   const pooled = Array.from({ length: k }, (_, m) => layers.reduce((a, l) => a + (l.meanNorm2[m] ?? 0), 0));
-  const result = toResult(raw, routing, { options: { ...sizes }, model } as never, tokens.length);
   const data: ProfileData = {
     format: 'moe-eval-routing-profile',
     version: 1,
     model: { file: basename(model.path), fingerprint: await modelFingerprint(model.path), architecture: info.architecture, experts: info.experts, expertsUsed: n, renormalized: info.renormalized, gating: info.gating },
     text: { fingerprint: tokensFingerprint(tokens), scoredTokens: raw.count },
     settings: { contextSize: sizes.contextSize, chunks: raw.chunkCount, computedExperts: k },
-    perplexity: result.perplexity,
+    perplexity: Math.exp(raw.nll / raw.count),
     layers,
     global: {
       alpha: pooled.map((x) => Math.sqrt(pooled[n - 1]! / x)),

@@ -146,7 +146,7 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     throw new TypeError(`routing.minExperts (${describe(routing.minExperts)}) only applies together with routing.minWeightRatio`);
   }
 
-  checkGraphBudget(experts, r_minOrNull(routing), info);
+  checkGraphBudget(experts, addsRoutingOps(routing), info);
 
   const isDefault =
     experts.every((e) => e === n) && expertScale.every((s) => s === 1) && gateScale.every((g) => g === 1) && minWeightRatio === null;
@@ -159,7 +159,8 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
   return { experts, expertScale, gateScale, minWeightRatio, minExperts, expertScaleRule: rule, isDefault, label: parts.length ? parts.join(' ') : 'default' };
 }
 
-function r_minOrNull(routing: Routing): boolean {
+/** Whether the routing adds graph ops per layer besides extra experts (scales, -ser). */
+function addsRoutingOps(routing: Routing): boolean {
   return routing.minWeightRatio !== undefined || routing.gateScale !== undefined || routing.expertScale !== undefined;
 }
 
