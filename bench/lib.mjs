@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: every figure is a ratio against a peer measured in the same run,
 // alternating runs, median of several, because timings on shared machines are noisy.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,32 @@ export async function runLlamaPerplexity(args) {
   const out = stdout + stderr;
   const m = /Final estimate: PPL = ([0-9.]+)/.exec(out);
   return { perplexity: m ? Number(m[1]) : NaN, output: out };
+}
+
+/**
+ * Runs llama-perplexity and returns its peak RSS in bytes (VmHWM, the kernel's high-water mark, read
+ * from /proc while it runs: it only grows, so the last read before exit holds the peak). Linux only.
+ */
+export function llamaPerplexityPeakRss(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(llamaPerplexity, args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    let peak = 0;
+    const read = () => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+      } catch {
+        // exited between two reads
+      }
+    };
+    const timer = setInterval(read, 2);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearInterval(timer);
+      if (code !== 0) reject(new Error(`llama-perplexity exited with ${code}`));
+      else resolve(peak);
+    });
+  });
 }
 
 export function machine() {

@@ -6,6 +6,7 @@
 #include "LogitsWorker.h"
 #include "Log.h"
 #include "Model.h"
+#include "llama-ext.h"
 #include "llama-model.h"
 #include "util/NativeError.h"
 #include "util/ReleaseMemory.h"
@@ -95,6 +96,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::Evaluate>("evaluate"),
         InstanceMethod<&Context::Logits>("logits"),
         InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
+        InstanceMethod<&Context::Memory>("memory"),
         InstanceMethod<&Context::Abort>("abort"),
         InstanceMethod<&Context::Dispose>("dispose"),
     });
@@ -244,6 +246,36 @@ Napi::Value Context::TakeRoutingStats(const Napi::CallbackInfo & info) {
         o.Set("singles", (double) l.singles);
         out.Set(i, o);
     }
+    return out;
+}
+
+// memory() → llama.cpp's own accounting of this context (what it prints at exit as its memory
+// breakdown), summed over buffer types: the model's weights it uses, the KV cache, the compute buffers.
+// Runs on the JS thread; src/context.ts queues it behind running work, and a busy context refuses.
+Napi::Value Context::Memory(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    if (busy_) ThrowCoded(env, "ERR_BUSY", "the context is running an operation");
+    double model = 0, context = 0, compute = 0;
+    Napi::Array buffers = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const auto & [buft, mb] : llama_get_memory_breakdown(ctx_)) {
+        model += (double) mb.model;
+        context += (double) mb.context;
+        compute += (double) mb.compute;
+        Napi::Object b = Napi::Object::New(env);
+        b.Set("bufferType", ggml_backend_buft_name(buft));
+        b.Set("model", (double) mb.model);
+        b.Set("context", (double) mb.context);
+        b.Set("compute", (double) mb.compute);
+        buffers.Set(i++, b);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("model", model);
+    out.Set("context", context);
+    out.Set("compute", compute);
+    out.Set("buffers", buffers);
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include "fixtures/RandomModel.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
+#include "util/ReleaseMemory.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    moe_eval::KeepLargeBlocksMapped();
     llama_backend_init();
     moe_eval::InitLog(env, exports);
     exports.Set("Model", moe_eval::Model::Define(env));

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 
 import { DisposedError, fromNative, toAbortReason } from './errors.js';
 import type { Model } from './model.js';
-import type { NativeContext, NativeEvaluateOptions, NativeEvaluation } from './native.js';
+import type { ContextMemory, NativeContext, NativeEvaluateOptions, NativeEvaluation } from './native.js';
 import { native } from './native.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionsObject } from './validate.js';
@@ -192,6 +192,21 @@ export class Context {
   /** @internal */
   onDispose(fn: () => void): void {
     this.#onDispose.push(fn);
+  }
+
+  /**
+   * llama.cpp's accounting of this context's memory in bytes: the weights it uses (shared by every
+   * context of the model), its KV cache and its compute buffers — what llama.cpp prints as its memory
+   * breakdown. Runs after earlier operations on this context.
+   */
+  async memory(): Promise<ContextMemory> {
+    return await this.enqueue(async () => {
+      try {
+        return this.#native.memory();
+      } catch (e) {
+        throw fromNative(e);
+      }
+    });
   }
 
   /** Frees the context. A running evaluation is aborted (it rejects) and the promise settles after it. Idempotent. */

@@ -7,6 +7,7 @@ export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgr
 export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
+export type { ContextMemory } from './native.js';
 export { RoutingProfile, type ProfileData, type ProfileLayer } from './profile.js';
 export { calibrate, type CalibrateOptions } from './calibrate.js';
 export { quantizeModel, QUANT_TYPES, type QuantizeOptions } from './quantize.js';

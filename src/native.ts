@@ -116,8 +116,21 @@ export interface NativeContext {
     options: NativeEvaluateOptions,
     onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
   ): Promise<NativeEvaluation>;
+  memory(): ContextMemory;
   abort(): void;
   dispose(): void;
+}
+
+/** llama.cpp's accounting of a context's memory in bytes (its exit-time "memory breakdown"), summed over buffer types. */
+export interface ContextMemory {
+  /** Weights this context uses (shared with every other context of the model: mapped once). */
+  model: number;
+  /** KV cache. */
+  context: number;
+  /** Compute buffers reserved for the graph. */
+  compute: number;
+  /** The same per buffer type (e.g. "CPU", "CUDA0", "CPU_Mapped"). */
+  buffers: { bufferType: string; model: number; context: number; compute: number }[];
 }
 
 export interface NativeRandomModelSpec {

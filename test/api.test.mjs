@@ -179,3 +179,21 @@ describe('compute buffers', () => {
     await Promise.all([small.dispose(), big.dispose()]);
   });
 });
+
+describe('Context.memory()', () => {
+  test("llama.cpp's accounting: KV grows with the context, compute with the batch, weights shared", async () => {
+    // llama.cpp pads the KV cache to a multiple of 256 cells
+    const a = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2 });
+    const b = await model.createContext({ contextSize: 1024, batchSize: 256, threads: 2 });
+    const c = await model.createContext({ contextSize: 256, batchSize: 64, threads: 2 });
+    const [ma, mb, mc] = [await a.memory(), await b.memory(), await c.memory()];
+    assert.ok(ma.context > 0 && ma.compute > 0 && ma.model > 0);
+    assert.equal(mb.context, 4 * ma.context); // the KV cache is linear in its size
+    assert.ok(mc.compute < ma.compute, `${mc.compute} < ${ma.compute}`); // one ubatch of 64 tokens, not 256
+    assert.equal(ma.model, mb.model); // the same mapped weights, counted for each context that uses them
+    assert.ok(ma.buffers.some((x) => x.bufferType.startsWith('CPU')));
+    assert.equal(ma.buffers.reduce((s, x) => s + x.compute, 0), ma.compute);
+    await Promise.all([a.dispose(), b.dispose(), c.dispose()]);
+    await assert.rejects(a.memory(), DisposedError);
+  });
+});
