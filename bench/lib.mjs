@@ -23,19 +23,30 @@ export const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Runs a() and b() alternately `rounds` times; returns both medians (ms) and b/a. */
+/**
+ * Runs a() and b() alternately `rounds` times (which one goes first alternates too); returns both
+ * medians (ms) and the median of the per-round ratios b/a. Two runs next to each other share the
+ * machine's load of the moment, so the paired ratio is steadier than a ratio of medians here, where
+ * single runs of the same job vary by ±10 %.
+ */
 export async function alternate(rounds, a, b) {
   const ta = [];
   const tb = [];
+  const time = async (fn, into) => {
+    const t = performance.now();
+    await fn();
+    into.push(performance.now() - t);
+  };
   for (let i = 0; i < rounds; i++) {
-    let t = performance.now();
-    await a();
-    ta.push(performance.now() - t);
-    t = performance.now();
-    await b();
-    tb.push(performance.now() - t);
+    if (i % 2 === 0) {
+      await time(a, ta);
+      await time(b, tb);
+    } else {
+      await time(b, tb);
+      await time(a, ta);
+    }
   }
-  return { a: median(ta), b: median(tb), ratio: median(tb) / median(ta) };
+  return { a: median(ta), b: median(tb), ratio: median(tb.map((x, i) => x / ta[i])), rounds };
 }
 
 export async function runLlamaPerplexity(args) {

@@ -13,7 +13,7 @@ console.log(`moe-eval benchmarks — ${machine()} — ${new Date().toISOString()
 await benchPerplexity();
 for (const type of ['f16', 'q4_k_m']) {
   const model = await largeModel(type);
-  await benchPerplexity({ model, chunks: 8, rounds: 3, label: `generated 175 M MoE, ${type}` });
+  await benchPerplexity({ model, chunks: 8, rounds: 5, label: `generated 175 M MoE, ${type}` });
 }
 await benchRoutingOverhead();
 await benchReconfigure();

@@ -266,6 +266,7 @@ void EvaluateWorker::Run() {
             ScopedRouting routing(owner_->hook_routing());
             DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
                 check_rpc();
+                const auto t_score = std::chrono::steady_clock::now();
                 const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
                 const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
                 chunks_.push_back({i + seq, s});
@@ -279,6 +280,7 @@ void EvaluateWorker::Run() {
                     base_total_ += QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, out_rows.data());
                     WriteAll(base_out.get(), out_rows.data(), out_rows.size() * sizeof(uint16_t), tmp_out);
                 }
+                scoring_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_score).count();
             });
 
             progress_.Send<ProgressEvent>({i + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
@@ -313,6 +315,7 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
     o.Set("chunkCount", n_chunk_);
     o.Set("tokensDecoded", (double) tokens_decoded_);
     o.Set("elapsedMs", elapsed_ms_);
+    o.Set("scoringMs", scoring_ms_);
     Napi::Array chunks = Napi::Array::New(env, chunks_.size());
     for (size_t i = 0; i < chunks_.size(); ++i) {
         Napi::Object c = Napi::Object::New(env);

@@ -66,6 +66,7 @@ private:
     int n_chunk_ = 0;
     size_t tokens_decoded_ = 0;
     double elapsed_ms_ = 0.0;
+    double scoring_ms_ = 0.0;  // in the metrics after each decode (log-softmax, KLD, base rows), inside elapsed_ms_
 };
 
 }  // namespace moe_eval

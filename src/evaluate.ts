@@ -68,6 +68,8 @@ export interface EvaluateResult {
   batchSize: number;
   tokensPerSecond: number;
   elapsedMs: number;
+  /** Of elapsedMs, the time spent on the logits after each decode (log-softmax, KLD, base rows); the rest is llama.cpp decoding. */
+  scoringMs: number;
   routing: ResolvedRouting;
   model: { path: string; architecture: string; fileType: string };
   /** Present when evaluated against a reference. */
@@ -228,6 +230,7 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     batchSize: ctx.options.batchSize,
     tokensPerSecond: raw.elapsedMs > 0 ? (raw.tokensDecoded * 1000) / raw.elapsedMs : 0,
     elapsedMs: raw.elapsedMs,
+    scoringMs: raw.scoringMs,
     routing,
     model: { path: info.path, architecture: info.architecture, fileType: info.fileType },
     ...(raw.kld ? { kld: raw.kld } : {}),

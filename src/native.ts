@@ -74,6 +74,7 @@ export interface NativeEvaluation {
   chunkCount: number;
   tokensDecoded: number;
   elapsedMs: number;
+  scoringMs: number;
   chunks: { index: number; nll: number; nll2: number; count: number }[];
   kld?: NativeKld;
   baseWriterPerplexity?: number;

@@ -74,6 +74,7 @@ describe('evaluate()', () => {
     const meanNll = r.chunks.reduce((a, c) => a + c.nll, 0) / 4;
     assert.ok(Math.abs(meanNll - r.nll) < 1e-9);
     assert.ok(r.tokensPerSecond > 0 && r.elapsedMs > 0);
+    assert.ok(r.scoringMs > 0 && r.scoringMs < r.elapsedMs, `scoring ${r.scoringMs} ms of ${r.elapsedMs} ms`);
     assert.equal(r.routing.label, 'default');
     assert.equal(r.model.architecture, 'llama');
     // two chunks per batch → progress after chunks 2 and 4

@@ -4,14 +4,16 @@
 #include <cmath>
 #include <thread>
 
+// ggml-cpu's vectorized softmax (ggml-cpu/vec.h; not a public API, stable since 2024): writes
+// exp(x[i] - max) to y and returns their sum in double. Compiled with ggml's own SIMD flags.
+extern "C" double ggml_vec_soft_max_f32(const int n, float * y, const float * x, float max);
+
 namespace moe_eval {
 
-double TokenNll(const float * logits, int n_vocab, int32_t token) {
+double TokenNll(const float * logits, int n_vocab, int32_t token, float * scratch) {
     float max_logit = logits[0];
     for (int i = 1; i < n_vocab; ++i) max_logit = std::max(max_logit, logits[i]);
-    double sum_exp = 0.0;
-    for (int i = 0; i < n_vocab; ++i) sum_exp += expf(logits[i] - max_logit);
-    // llama-perplexity: log_softmax = logits[tok] - max_logit - log(sum_exp); NLL is its negation
+    const double sum_exp = ggml_vec_soft_max_f32(n_vocab, scratch, logits, max_logit);
     return -(logits[token] - max_logit - log(sum_exp));
 }
 
@@ -20,8 +22,9 @@ NllSums ScoreRows(const float * logits, int n_vocab, const int32_t * next_tokens
     std::vector<NllSums> partial(n_workers);
     auto work = [&](int w) {
         NllSums s;
+        std::vector<float> scratch(n_vocab);
         for (int i = w; i < n; i += n_workers) {
-            const double v = TokenNll(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i]);
+            const double v = TokenNll(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], scratch.data());
             s.nll += v;
             s.nll2 += v * v;
             s.count++;
