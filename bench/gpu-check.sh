@@ -24,8 +24,11 @@ if ! ls /usr/local/cuda/include/cublas_v2.h >/dev/null 2>&1; then
   fi
 fi
 
-MOE_EVAL_BUILD_DIR=build-cuda MOE_EVAL_GPU=cuda MOE_EVAL_CUDA_ARCHITECTURES="${MOE_EVAL_CUDA_ARCHITECTURES:-90}" \
-  node scripts/build-native.mjs > build-cuda.log 2>&1 || { tail -40 build-cuda.log; exit 1; }
+# the addon and its peer llama-perplexity from the same CUDA build: the throughput ratio compares
+# GPU with GPU (llama-perplexity offloads every layer by default, as MOE_EVAL_GPU_LAYERS=-1 does here)
+export MOE_EVAL_BUILD_DIR=build-cuda
+MOE_EVAL_GPU=cuda MOE_EVAL_CUDA_ARCHITECTURES="${MOE_EVAL_CUDA_ARCHITECTURES:-90}" \
+  node scripts/build-native.mjs --peers > build-cuda.log 2>&1 || { tail -40 build-cuda.log; exit 1; }
 t1=$(date +%s)
 echo "CUDA build: $((t1 - t0)) s"
 export MOE_EVAL_ADDON="$PWD/build-cuda/Release/moe_eval.node"

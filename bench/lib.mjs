@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const work = join(root, '.moe-eval-cache', 'bench');
 mkdirSync(work, { recursive: true });
-export const llamaPerplexity = join(root, 'build', 'tools', 'perplexity', 'llama-perplexity');
+// the peer from the same build as the addon under test (MOE_EVAL_BUILD_DIR=build-cuda: both on the GPU)
+export const llamaPerplexity = join(root, process.env.MOE_EVAL_BUILD_DIR || 'build', 'tools', 'perplexity', 'llama-perplexity');
 export const demoModel = join(root, 'models', 'demo', 'moe-demo.gguf');
 export const demoText = join(root, 'models', 'demo', 'heldout.txt');
 
