@@ -24,6 +24,13 @@ export const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Runs fn() and appends its wall time (ms) to `into`. */
+export async function time(fn, into) {
+  const t = performance.now();
+  await fn();
+  into.push(performance.now() - t);
+}
+
 /**
  * Runs a() and b() alternately `rounds` times (which one goes first alternates too); returns both
  * medians (ms) and the median of the per-round ratios b/a. Two runs next to each other share the
@@ -33,11 +40,6 @@ export const median = (xs) => {
 export async function alternate(rounds, a, b) {
   const ta = [];
   const tb = [];
-  const time = async (fn, into) => {
-    const t = performance.now();
-    await fn();
-    into.push(performance.now() - t);
-  };
   for (let i = 0; i < rounds; i++) {
     if (i % 2 === 0) {
       await time(a, ta);

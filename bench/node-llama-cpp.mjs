@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { evaluate, loadModel } from '../dist/index.js';
-import { demoModel, demoText, line, median, work } from './lib.mjs';
+import { demoModel, demoText, line, median, time, work } from './lib.mjs';
 
 const peerDir = join(work, '..', 'bench-peer');
 const entry = join(peerDir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
@@ -52,16 +52,10 @@ export async function benchNodeLlamaCpp({ model: modelPath = demoModel, label = 
   const times = { ours: [], full: [], floor: [] };
   let pplOurs;
   let pplTheirs;
-  const timed = async (key, fn) => {
-    const t0 = performance.now();
-    const v = await fn();
-    times[key].push(performance.now() - t0);
-    return v;
-  };
   for (let r = 0; r < rounds; r++) {
-    pplOurs = await timed('ours', ours);
-    pplTheirs = await timed('full', () => theirs({ probabilities: true }));
-    await timed('floor', () => theirs({ token: true }));
+    await time(async () => (pplOurs = await ours()), times.ours);
+    await time(async () => (pplTheirs = await theirs({ probabilities: true })), times.full);
+    await time(() => theirs({ token: true }), times.floor);
   }
   await Promise.all([mctx.dispose(), ctx.dispose()]);
   await Promise.all([m.dispose(), model.dispose()]);

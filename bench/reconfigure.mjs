@@ -4,7 +4,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { createRandomModel, evaluate, exportModel, loadModel } from '../dist/index.js';
-import { demoText, line, median, work } from './lib.mjs';
+import { demoText, line, median, time, work } from './lib.mjs';
 
 const SIZES = {
   small: { arch: 'llama', layers: 4, embeddingLength: 256, heads: 4, headsKv: 2, feedForwardLength: 256, experts: 8, expertsUsed: 2 },
@@ -24,11 +24,6 @@ export async function benchReconfigure({ rounds = 5, t = 2 } = {}) {
     const runtime = [];
     const rewrite = [];
     const chunk = [];
-    const time = async (fn, into) => {
-      const t0 = performance.now();
-      await fn();
-      into.push(performance.now() - t0);
-    };
     for (let i = 0; i < rounds; i++) {
       const routing = { expertScale: 1 + 0.1 * (i + 1) };
       // new routing → chunk, then the same chunk again under that routing (llama.cpp reuses the graph):
