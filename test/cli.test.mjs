@@ -69,7 +69,13 @@ describe('moe-eval CLI', () => {
   test('info and scale --json', async () => {
     const i = await run(['info', '-m', model, '--json']);
     assert.equal(i.code, 0, i.stderr);
-    assert.equal(JSON.parse(i.stdout).renormalized, true);
+    const info = JSON.parse(i.stdout);
+    assert.equal(info.renormalized, true);
+    // the memory of a context of the given sizes: -b 2048 holds 4 chunks of 512, -b 512 one
+    const one = JSON.parse((await run(['info', '-m', model, '--json', '-c', '512', '-b', '512'])).stdout);
+    assert.equal(info.contextMemory.contextSize, 512);
+    assert.ok(info.contextMemory.model > 0 && info.contextMemory.compute > 0);
+    assert.equal(info.contextMemory.context, 4 * one.contextMemory.context);
     const s = await run(['scale', '-N', '8', '-n', '2', '-s', '1', '--json']);
     const rows = JSON.parse(s.stdout).rows;
     assert.equal(rows[2].seed.toFixed(4), '0.9583');

@@ -12,13 +12,17 @@ export const modelFlags = <T>(y: Argv<T>) =>
     .option('rpc', { type: 'string', describe: 'ggml RPC servers host:port,… to place the layers on (llama.cpp --rpc)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result alone as JSON on stdout' });
 
-export const evalFlags = <T>(y: Argv<T>) =>
+/** The sizes of an evaluation context (llama-perplexity's -c, -b, -ub, -t). */
+export const contextFlags = <T>(y: Argv<T>) =>
   y
-    .option('file', { alias: 'f', type: 'string', describe: "text file ('-' reads stdin)" })
     .option('ctx-size', { alias: 'c', type: 'number', default: 512, describe: 'tokens per chunk' })
     .option('batch-size', { alias: 'b', type: 'number', default: 2048, describe: 'logical batch (b / c chunks per batch)' })
     .option('ubatch-size', { alias: 'ub', type: 'number', default: 512, describe: 'physical batch' })
-    .option('threads', { alias: 't', type: 'number', describe: 'CPU threads (default: all cores)' })
+    .option('threads', { alias: 't', type: 'number', describe: 'CPU threads (default: all cores)' });
+
+export const evalFlags = <T>(y: Argv<T>) =>
+  contextFlags(y)
+    .option('file', { alias: 'f', type: 'string', describe: "text file ('-' reads stdin)" })
     .option('chunks', { type: 'number', describe: 'evaluate at most this many chunks' });
 
 export const routingFlags = <T>(y: Argv<T>) =>

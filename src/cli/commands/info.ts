@@ -1,13 +1,20 @@
-/** moe-eval info: the model's routing facts as llama.cpp applies them. */
+/**
+ * moe-eval info: the model's routing facts as llama.cpp applies them, and what one evaluation context
+ * of the given sizes costs in memory (llama.cpp's own accounting: weights, KV cache, compute buffers).
+ */
 import type { Argv } from 'yargs';
 
 import { loadModel } from '../../model.js';
-import { modelFlags } from '../args.js';
+import { contextFlags, modelFlags } from '../args.js';
 import { printJson, table } from '../output.js';
 
 export const command = 'info';
 export const describe = "a model's architecture and MoE routing facts";
-export const builder = (y: Argv) => modelFlags(y).example('$0 info -m mixtral-8x7b.Q4_K_M.gguf', 'experts, gating, renormalization, file type');
+export const builder = (y: Argv) =>
+  contextFlags(modelFlags(y))
+    .option('experts', { type: 'number', describe: 'size the compute buffers for this many experts per token' })
+    .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf', 'experts, gating, renormalization, file type, memory of a -c 512 -b 2048 context')
+    .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf -c 4096 -b 4096 --experts 4', 'the memory of that context instead');
 
 type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 
@@ -15,10 +22,20 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const i = model.info;
+    const ctx = await model.createContext({
+      contextSize: a['ctx-size'],
+      batchSize: a['batch-size'],
+      ubatchSize: a['ubatch-size'],
+      ...(a.threads === undefined ? {} : { threads: a.threads }),
+      ...(a.experts === undefined ? {} : { routing: { experts: a.experts } }),
+    });
+    const memory = await ctx.memory();
+    await ctx.dispose();
     if (a.json) {
-      printJson(i);
+      printJson({ ...i, contextMemory: { contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, ...memory } });
       return;
     }
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     const rows: [string, string | number][] = [
       ['architecture', i.architecture],
       ['file type', i.fileType],
@@ -35,6 +52,10 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       ['expert weights scale', i.expertWeightsScale],
       ['shared experts', i.sharedExperts ? `${i.sharedExperts} (always on; never routed or scaled)` : 0],
       ['expert groups', i.expertGroups ? `${i.expertGroupsUsed} of ${i.expertGroups} used` : '-'],
+      [
+        `memory, -c ${ctx.options.contextSize} -b ${ctx.options.batchSize} -ub ${ctx.options.ubatchSize}`,
+        `weights ${mib(memory.model)} (mapped once, shared by all contexts), KV ${mib(memory.context)}, compute ${mib(memory.compute)}`,
+      ],
     ];
     process.stdout.write(table(['', ''], rows) + '\n');
   } finally {
