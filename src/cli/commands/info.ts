@@ -4,7 +4,9 @@
  */
 import type { Argv } from 'yargs';
 
+import { MoeEvalError } from '../../errors.js';
 import { loadModel } from '../../model.js';
+import type { ContextMemory } from '../../native.js';
 import { contextFlags, modelFlags } from '../args.js';
 import { printJson, table } from '../output.js';
 
@@ -22,17 +24,26 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
   try {
     const i = model.info;
-    const ctx = await model.createContext({
+    const sizes = {
       contextSize: a['ctx-size'],
       batchSize: a['batch-size'],
       ubatchSize: a['ubatch-size'],
       ...(a.threads === undefined ? {} : { threads: a.threads }),
       ...(a.experts === undefined ? {} : { routing: { experts: a.experts } }),
-    });
-    const memory = await ctx.memory();
-    await ctx.dispose();
+    };
+    // a context that cannot be created (out of memory, say) leaves the routing facts worth printing;
+    // bad sizes are usage errors (TypeError/RangeError) and still stop here
+    let memory: (ContextMemory & { contextSize: number; batchSize: number; ubatchSize: number }) | { error: string };
+    try {
+      const ctx = await model.createContext(sizes);
+      memory = { contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, ...(await ctx.memory()) };
+      await ctx.dispose();
+    } catch (e) {
+      if (!(e instanceof MoeEvalError)) throw e;
+      memory = { error: e.message };
+    }
     if (a.json) {
-      printJson({ ...i, contextMemory: { contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, ...memory } });
+      printJson({ ...i, contextMemory: memory });
       return;
     }
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -52,10 +63,12 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       ['expert weights scale', i.expertWeightsScale],
       ['shared experts', i.sharedExperts ? `${i.sharedExperts} (always on; never routed or scaled)` : 0],
       ['expert groups', i.expertGroups ? `${i.expertGroupsUsed} of ${i.expertGroups} used` : '-'],
-      [
-        `memory, -c ${ctx.options.contextSize} -b ${ctx.options.batchSize} -ub ${ctx.options.ubatchSize}`,
-        `weights ${mib(memory.model)} (mapped once, shared by all contexts), KV ${mib(memory.context)}, compute ${mib(memory.compute)}`,
-      ],
+      'error' in memory
+        ? [`memory, -c ${a['ctx-size']} -b ${a['batch-size']} -ub ${a['ubatch-size']}`, `no context: ${memory.error}`]
+        : [
+            `memory, -c ${memory.contextSize} -b ${memory.batchSize} -ub ${memory.ubatchSize}`,
+            `weights ${mib(memory.model)} (mapped once, shared by all contexts), KV ${mib(memory.context)}, compute ${mib(memory.compute)}`,
+          ],
     ];
     process.stdout.write(table(['', ''], rows) + '\n');
   } finally {
