@@ -24,6 +24,9 @@ export const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** How far a set of timings of one job spreads: (max − min) / median, in per cent. */
+export const spread = (xs) => (100 * (Math.max(...xs) - Math.min(...xs))) / median(xs);
+
 /** Runs fn() and appends its wall time (ms) to `into`. */
 export async function time(fn, into) {
   const t = performance.now();
@@ -49,7 +52,7 @@ export async function alternate(rounds, a, b) {
       await time(a, ta);
     }
   }
-  return { a: median(ta), b: median(tb), ratio: median(tb.map((x, i) => x / ta[i])), rounds };
+  return { a: median(ta), b: median(tb), ratio: median(tb.map((x, i) => x / ta[i])), rounds, ta, tb };
 }
 
 export async function runLlamaPerplexity(args) {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 
 import { evaluate, loadModel } from '../dist/index.js';
-import { alternate, demoModel, demoText, line } from './lib.mjs';
+import { alternate, demoModel, demoText, line, spread } from './lib.mjs';
 
 export async function benchRoutingOverhead({ model = demoModel, text = demoText, c = 256, b = 1024, t = 2, chunks = 16, rounds = 11 } = {}) {
   const m = await loadModel(model);
@@ -19,6 +19,7 @@ export async function benchRoutingOverhead({ model = demoModel, text = demoText,
   await m.dispose();
   const overhead = 100 * (r.ratio - 1);
   line('routing overhead (expertScale 1.1, gateScale 1.2 vs default)', `${overhead >= 0 ? '+' : ''}${overhead.toFixed(2)} % (${r.a.toFixed(0)} → ${r.b.toFixed(0)} ms, median of ${rounds} pairs)`, { ok: overhead <= 1, text: '≤ 1 %' });
+  line('  noise: spread of the default routing\'s own runs', `${spread(r.ta).toFixed(1)} % ((max − min) / median of ${rounds})`);
   return { overhead };
 }
 
