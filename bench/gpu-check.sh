@@ -2,11 +2,21 @@
 # GPU check, for a machine with an NVIDIA GPU and no network (see ../shared/notes/gpu-builds.md):
 # builds moe-eval with CUDA into build-cuda/, runs the routing-equivalence tests with every layer on
 # the GPU, and the throughput and overhead benchmarks; prints a summary. Sized for < 10 minutes.
-# Everything must travel with the working tree: node_modules/, vendor/llama.cpp/ (materialized), dist/.
-#   bash bench/gpu-check.sh
+# That machine has no network and no Node.js: `node scripts/gpu-bundle.mjs` packs Node's binary, the
+# production node_modules/, dist/ and the patched vendor/llama.cpp/ into .gpu-check/bundle.tar.xz,
+# which travels with the working tree (device tool: carry [".gpu-check"]; 49 of its 64 MiB) and is
+# unpacked here first.
+#   node scripts/gpu-bundle.mjs        # here
+#   bash bench/gpu-check.sh            # there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
+if [ -f .gpu-check/bundle.tar.xz ] && [ ! -d node_modules ]; then
+  tar -xJf .gpu-check/bundle.tar.xz
+  echo "unpacked .gpu-check/bundle.tar.xz in $(( $(date +%s) - t0 )) s"
+fi
+[ -x .gpu-check/node/bin/node ] && export PATH="$PWD/.gpu-check/node/bin:$PATH"
+command -v node >/dev/null || { echo "no node: run scripts/gpu-bundle.mjs where npm works and carry .gpu-check"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || { echo "no NVIDIA GPU"; exit 1; }
 
 # cuBLAS: the CUDA toolkit's, or the one in NVIDIA's pip wheels

@@ -13,6 +13,9 @@
 //
 // MOE_EVAL_LLAMA_CPP_DIR=/path/to/llama.cpp builds against another checkout instead; the patches are
 // applied there the same way (it must be a git work tree so that `git apply` can check them).
+//
+// A tree unpacked from scripts/gpu-bundle.mjs's archive (for a GPU machine without network or git) has
+// no .git but a stamp of the pin and patches it was packed with; it is used as it is if they match.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -109,14 +112,37 @@ function applyPatches(dir, checkOnly) {
   }
 }
 
+/** The stamp scripts/gpu-bundle.mjs leaves in a tree it packs: the pin and the patches it was made with. */
+export function bundleStamp() {
+  const patches = readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort();
+  const sha = (f) => createHash('sha256').update(readFileSync(join(patchDir, f))).digest('hex');
+  return { commit: pin.commit, patches: Object.fromEntries(patches.map((f) => [f, sha(f)])) };
+}
+export const STAMP_FILE = '.moe-eval-bundle.json';
+
+// A tree unpacked from a GPU-check bundle (an offline machine, maybe without git) has no .git: it was
+// patched before packing. Accept it only if it was packed with the pin and patches of this checkout.
+function checkBundledTree(dir) {
+  const stamp = JSON.parse(readFileSync(join(dir, STAMP_FILE), 'utf8'));
+  if (JSON.stringify(stamp) !== JSON.stringify(bundleStamp())) {
+    fail(`${dir} was packed (${STAMP_FILE}) for commit ${stamp.commit} with other patches than vendor/patches has now; pack it again with scripts/gpu-bundle.mjs`);
+  }
+  log(`using the tree packed by scripts/gpu-bundle.mjs (commit ${stamp.commit}, ${Object.keys(stamp.patches).join(', ')} applied)`);
+}
+
 const args = process.argv.slice(2);
-if (args.includes('--print-dir')) {
+if (import.meta.url !== `file://${process.argv[1]}`) {
+  // imported (scripts/gpu-bundle.mjs): no side effects
+} else if (args.includes('--print-dir')) {
   process.stdout.write(llamaDir() + '\n');
 } else {
   const dir = llamaDir();
   if (process.env.MOE_EVAL_LLAMA_CPP_DIR) {
     if (!existsSync(join(dir, 'src', 'llama-graph.cpp'))) fail(`MOE_EVAL_LLAMA_CPP_DIR=${dir} is not a llama.cpp checkout`);
     log(`using llama.cpp from MOE_EVAL_LLAMA_CPP_DIR=${dir}`);
+  } else if (!existsSync(join(dir, '.git')) && existsSync(join(dir, STAMP_FILE))) {
+    checkBundledTree(dir);
+    process.exit(0);
   } else {
     materialize(dir);
   }
