@@ -18,7 +18,7 @@
 // no .git but a stamp of the pin and patches it was packed with; it is used as it is if they match.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -131,7 +131,8 @@ function checkBundledTree(dir) {
 }
 
 const args = process.argv.slice(2);
-if (import.meta.url !== `file://${process.argv[1]}`) {
+const isMain = process.argv[1] !== undefined && realpathSync(resolve(process.argv[1])) === realpathSync(fileURLToPath(import.meta.url));
+if (!isMain) {
   // imported (scripts/gpu-bundle.mjs): no side effects
 } else if (args.includes('--print-dir')) {
   process.stdout.write(llamaDir() + '\n');
