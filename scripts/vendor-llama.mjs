@@ -138,14 +138,13 @@ if (!isMain) {
   process.stdout.write(llamaDir() + '\n');
 } else {
   const dir = llamaDir();
-  if (process.env.MOE_EVAL_LLAMA_CPP_DIR) {
-    if (!existsSync(join(dir, 'src', 'llama-graph.cpp'))) fail(`MOE_EVAL_LLAMA_CPP_DIR=${dir} is not a llama.cpp checkout`);
-    log(`using llama.cpp from MOE_EVAL_LLAMA_CPP_DIR=${dir}`);
-  } else if (!existsSync(join(dir, '.git')) && existsSync(join(dir, STAMP_FILE))) {
+  const override = Boolean(process.env.MOE_EVAL_LLAMA_CPP_DIR);
+  if (override && !existsSync(join(dir, 'src', 'llama-graph.cpp'))) fail(`MOE_EVAL_LLAMA_CPP_DIR=${dir} is not a llama.cpp checkout`);
+  if (!existsSync(join(dir, '.git')) && existsSync(join(dir, STAMP_FILE))) {
     checkBundledTree(dir);
-    process.exit(0);
   } else {
-    materialize(dir);
+    if (override) log(`using llama.cpp from MOE_EVAL_LLAMA_CPP_DIR=${dir}`);
+    else materialize(dir);
+    applyPatches(dir, args.includes('--check'));
   }
-  applyPatches(dir, args.includes('--check'));
 }

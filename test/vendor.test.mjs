@@ -1,7 +1,8 @@
 // The vendored llama.cpp: pinned, materialized from the npm bundle, patched, never committed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -42,5 +43,24 @@ describe('vendor', () => {
     const added = text.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'));
     assert.ok(added.length <= 15, `${added.length} added lines`);
     assert.deepEqual([...text.matchAll(/^diff --git a\/(\S+)/gm)].map((m) => m[1]), ['src/llama-graph.cpp']);
+  });
+
+  test('a tree packed by gpu-bundle (no .git) is used only with the pin and patches it was packed with', async () => {
+    const { STAMP_FILE, bundleStamp } = await import('../scripts/vendor-llama.mjs');
+    const tree = join(tmpdir(), `moe-eval-bundled-${process.pid}`);
+    mkdirSync(join(tree, 'src'), { recursive: true });
+    writeFileSync(join(tree, 'src', 'llama-graph.cpp'), '');
+    const vendor = () =>
+      execFileSync(process.execPath, [join(root, 'scripts', 'vendor-llama.mjs')], { env: { ...process.env, MOE_EVAL_LLAMA_CPP_DIR: tree }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      writeFileSync(join(tree, STAMP_FILE), JSON.stringify(bundleStamp()));
+      vendor(); // accepted as it is: no git, no patching
+      const stale = bundleStamp();
+      stale.patches[Object.keys(stale.patches)[0]] = '0'.repeat(64);
+      writeFileSync(join(tree, STAMP_FILE), JSON.stringify(stale));
+      assert.throws(vendor, (e) => e.status === 1 && /other patches than vendor\/patches has now/.test(e.stderr));
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
   });
 });
