@@ -4,8 +4,9 @@
 #include <cmath>
 #include <thread>
 
-// ggml-cpu's vectorized softmax (ggml-cpu/vec.h; not a public API, stable since 2024): writes
-// exp(x[i] - max) to y and returns their sum in double. Compiled with ggml's own SIMD flags.
+// ggml-cpu's vectorized softmax (ggml-cpu/vec.h): writes exp(x[i] - max) to y and returns their sum
+// in double; compiled with ggml's own SIMD flags. extern "C" but not ggml's public API, so a llama.cpp
+// tree that renames it fails at link time, not silently.
 extern "C" double ggml_vec_soft_max_f32(const int n, float * y, const float * x, float max);
 
 namespace moe_eval {
