@@ -37,8 +37,8 @@ export async function time(fn, into) {
 /**
  * Runs a() and b() alternately `rounds` times (which one goes first alternates too); returns both
  * medians (ms) and the median of the per-round ratios b/a. Two runs next to each other share the
- * machine's load of the moment, so the paired ratio is steadier than a ratio of medians here, where
- * single runs of the same job vary by ±10 %.
+ * machine's load of the moment, so the paired ratio is steadier than a ratio of medians on shared
+ * machines, where single runs of the same job vary by tens of per cent (spread() shows how much).
  */
 export async function alternate(rounds, a, b) {
   const ta = [];

@@ -1,12 +1,11 @@
 // A 12-point sweep on one model: its peak RSS against the peak of one evaluation on one context (the
 // mapped model file plus one context's buffers in use), both sampled the same way in one process.
 // Target: the sweep costs no more than that + 10 % — weights are mapped once and contexts reused.
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { evaluate, loadModel, sweep, systemInfo } from '../dist/index.js';
 import { demoModel, demoText, line, llamaPerplexity, llamaPerplexityPeakRss, work } from './lib.mjs';
-import { existsSync } from 'node:fs';
 
 async function peakDuring(fn) {
   let peak = process.memoryUsage().rss;

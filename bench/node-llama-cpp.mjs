@@ -45,7 +45,7 @@ export async function benchNodeLlamaCpp({ model: modelPath = demoModel, label = 
         count++;
       }
     }
-    return Math.exp(nll / count);
+    return count > 0 ? Math.exp(nll / count) : undefined;
   };
   // ... and only a greedy next token at the same positions: the same decodes and logits without the
   // maps, the floor of what its public API costs here (it cannot give a perplexity).

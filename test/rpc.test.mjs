@@ -1,42 +1,19 @@
 // ggml RPC: a model split across two `moe-eval rpc-server` processes on 127.0.0.1 gives the local
 // perplexity; a server killed mid-evaluation is a clean rejection, not a hang or a crash.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { evaluate, loadModel } from '../dist/index.js';
 import { root } from './helpers/fixtures.mjs';
+import { freePort, startRpcServer } from './helpers/rpc-servers.mjs';
 
 const model = join(root, 'models', 'demo', 'moe-demo.gguf');
 const text = join(root, 'models', 'demo', 'heldout.txt');
 const servers = [];
 after(() => servers.forEach((s) => s.kill('SIGKILL')));
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-/** Starts `moe-eval rpc-server` and resolves with its endpoint once it is listening. */
-async function startServer() {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'dist', 'cli', 'main.js'), 'rpc-server', '-p', String(port), '-t', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.push(child);
-  await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('transport')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`rpc-server exited ${code}: ${out}`)));
-  });
-  return { child, endpoint: `127.0.0.1:${port}` };
-}
+const startServer = () => startRpcServer({ threads: 1, children: servers });
 
 describe('ggml RPC', () => {
   test('the demo model split across two RPC servers gives the local perplexity', async () => {
