@@ -102,7 +102,7 @@ export async function largeModel(type) {
   const { createRandomModel, quantizeModel } = await import('../dist/index.js');
   const src = join(work, 'large-f32.gguf');
   if (!existsSync(src)) {
-    await createRandomModel(src, { arch: 'llama', layers: 8, embeddingLength: 768, heads: 12, headsKv: 4, feedForwardLength: 768, experts: 8, expertsUsed: 2, seed: 5, vocabFile: join(root, 'vendor', 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf') });
+    await createRandomModel(src, { arch: 'llama', layers: 8, embeddingLength: 768, heads: 12, headsKv: 4, feedForwardLength: 768, expertCount: 8, expertsUsed: 2, seed: 5, vocabFile: join(root, 'vendor', 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf') });
   }
   const out = join(work, `large-${type}.gguf`);
   if (!existsSync(out)) await quantizeModel(src, out, { type });

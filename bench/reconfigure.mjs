@@ -7,8 +7,8 @@ import { createRandomModel, evaluate, exportModel, loadModel } from '../dist/ind
 import { demoText, line, median, time, work } from './lib.mjs';
 
 const SIZES = {
-  small: { arch: 'llama', layers: 4, embeddingLength: 256, heads: 4, headsKv: 2, feedForwardLength: 256, experts: 8, expertsUsed: 2 },
-  large: { arch: 'llama', layers: 8, embeddingLength: 768, heads: 12, headsKv: 4, feedForwardLength: 768, experts: 8, expertsUsed: 2 },
+  small: { arch: 'llama', layers: 4, embeddingLength: 256, heads: 4, headsKv: 2, feedForwardLength: 256, expertCount: 8, expertsUsed: 2 },
+  large: { arch: 'llama', layers: 8, embeddingLength: 768, heads: 12, headsKv: 4, feedForwardLength: 768, expertCount: 8, expertsUsed: 2 },
 };
 
 export async function benchReconfigure({ rounds = 5, t = 2 } = {}) {

@@ -1,5 +1,7 @@
 #include "Context.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "EvaluateWorker.h"
@@ -8,20 +10,12 @@
 #include "Model.h"
 #include "llama-ext.h"
 #include "llama-model.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 #include "util/ReleaseMemory.h"
 #include "util/PromiseWorker.h"
 
 namespace moe_eval {
-
-namespace {
-
-uint32_t U32(Napi::Object o, const char * key, uint32_t fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
-}
-
-}  // namespace
 
 // Creates the llama_context on a worker thread. Compute buffers are reserved while a routing that
 // selects `reserve_experts` experts is active, so later evaluations with up to that many experts need no
@@ -102,23 +96,23 @@ Napi::Function Context::Define(Napi::Env env) {
     });
 }
 
-// new Context(model, { contextSize, batchSize, ubatchSize, sequences, threads, reserveExperts })
+// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats })
+// Sizes arrive resolved by src/context.ts; the checks here only keep llama.cpp away from its asserts.
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
-        throw Napi::TypeError::New(env, "Context: expected (model, options)");
-    }
-    Napi::Object model_obj = info[0].As<Napi::Object>();
-    model_ = Napi::ObjectWrap<Model>::Unwrap(model_obj);
-    model_ref_ = Napi::Persistent(model_obj);
-    Napi::Object o = info[1].As<Napi::Object>();
-    options_.n_ctx = U32(o, "contextSize", options_.n_ctx);
-    options_.n_batch = U32(o, "batchSize", options_.n_batch);
-    options_.n_ubatch = U32(o, "ubatchSize", options_.n_ubatch);
-    options_.n_seq_max = U32(o, "sequences", options_.n_seq_max);
-    options_.n_threads = (int32_t) U32(o, "threads", options_.n_threads);
-    options_.reserve_experts = (int32_t) U32(o, "reserveExperts", 0);
-    options_.collect_routing_stats = o.Get("collectRoutingStats").ToBoolean().Value();
+    TagObject(env, info.This().As<Napi::Object>(), kContextTag);
+    RequireArgs(info, 2, "new Context(model, options)");
+    model_ = UnwrapTagged<Model>(env, info[0], kModelTag, "new Context(model)");
+    model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+    Napi::Object o = RequireObject(info, 1, "new Context(model, options)");
+    const std::string where = "new Context options";
+    options_.n_ctx = (uint32_t) IntegerOption(env, o, "kvSize", options_.n_ctx, 1, INT32_MAX, where);
+    options_.n_batch = (uint32_t) IntegerOption(env, o, "batchSize", options_.n_batch, 1, INT32_MAX, where);
+    options_.n_ubatch = (uint32_t) IntegerOption(env, o, "ubatchSize", options_.n_ubatch, 1, INT32_MAX, where);
+    options_.n_seq_max = (uint32_t) IntegerOption(env, o, "sequences", options_.n_seq_max, 1, LLAMA_MAX_SEQ, where);
+    options_.n_threads = (int32_t) IntegerOption(env, o, "threads", options_.n_threads, 1, 1024, where);
+    options_.reserve_experts = (int32_t) IntegerOption(env, o, "reserveExperts", 0, 0, LLAMA_MAX_EXPERTS, where);
+    options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());
 }
 
@@ -146,6 +140,7 @@ void Context::EndWork() {
 
 void Context::CheckUsable(Napi::Env env) const {
     if (disposed_) ThrowCoded(env, "ERR_DISPOSED", "the context has been disposed");
+    if (model_->model() == nullptr) ThrowCoded(env, "ERR_DISPOSED", "the context's model has been disposed");
     if (busy_) ThrowCoded(env, "ERR_BUSY", "the context is busy with another operation");
 }
 
@@ -156,7 +151,7 @@ Napi::Value Context::Init(const Napi::CallbackInfo & info) {
     try {
         model_->Check();
     } catch (const NativeError & e) {
-        ThrowCoded(env, e.code, e.what());
+        ThrowCoded(env, e);
     }
     return PromiseWorker::Start(new ContextInitWorker(env, this));
 }
@@ -171,30 +166,28 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
         routing_ = Routing{};
         return env.Undefined();
     }
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "setRouting: expected an array or null");
-    Napi::Array arr = info[0].As<Napi::Array>();
+    Napi::Array arr = RequireArray(env, info.Length() > 0 ? info[0] : env.Undefined(), "setRouting(layers)");
     const llama_model * model = model_->model();
     const uint32_t n_layer = (uint32_t) llama_model_n_layer(model);
     const uint32_t n_expert = model->hparams.n_expert;
     if (arr.Length() != 0 && arr.Length() != n_layer) {
-        throw Napi::RangeError::New(env, "setRouting: expected one entry per layer (" + std::to_string(n_layer) + ")");
+        ThrowInvalidArg(env, "setRouting: expected one entry per layer (" + std::to_string(n_layer) + ")", JsErrorKind::RangeError);
     }
     Routing next;
     for (uint32_t i = 0; i < arr.Length(); ++i) {
-        Napi::Object l = arr.Get(i).As<Napi::Object>();
+        const std::string at = "setRouting layers[" + std::to_string(i) + "]";
+        Napi::Object l = RequireObject(env, arr.Get(i), at);
         LayerRouting r;
-        r.experts = (int32_t) l.Get("experts").As<Napi::Number>().Int32Value();
-        r.expert_scale = l.Get("expertScale").As<Napi::Number>().FloatValue();
-        r.gate_scale = l.Get("gateScale").As<Napi::Number>().FloatValue();
-        r.ser_min = (int32_t) l.Get("serMin").As<Napi::Number>().Int32Value();
-        r.ser_ratio = l.Get("serRatio").As<Napi::Number>().FloatValue();
-        if (l.Get("mixTop").IsNumber()) r.mix_top = l.Get("mixTop").As<Napi::Number>().Int32Value();
-        if (r.experts < 0 || (uint32_t) r.experts > n_expert || r.experts > LLAMA_MAX_EXPERTS) {
-            throw Napi::RangeError::New(env, "setRouting: experts out of range");
-        }
+        r.experts = (int32_t) IntegerOption(env, l, "experts", 0, 0, std::min<int64_t>(n_expert, LLAMA_MAX_EXPERTS), at);
+        r.expert_scale = (float) RequireNumber(env, l, "expertScale", at);
+        r.gate_scale = (float) RequireNumber(env, l, "gateScale", at);
+        r.ser_min = (int32_t) IntegerOption(env, l, "serMin", 0, 0, n_expert, at);
+        r.ser_ratio = (float) RequireNumber(env, l, "serRatio", at);
+        r.mix_top = (int32_t) IntegerOption(env, l, "mixTop", 0, 0, n_expert, at);
         if (!(r.expert_scale > 0.0f) || !std::isfinite(r.expert_scale) || !(r.gate_scale > 0.0f) || !std::isfinite(r.gate_scale)) {
-            throw Napi::RangeError::New(env, "setRouting: scales must be finite and > 0");
+            ThrowInvalidArg(env, at + ": scales must be finite and > 0", JsErrorKind::RangeError);
         }
+        if (!(r.ser_ratio >= 0.0f && r.ser_ratio <= 1.0f)) ThrowInvalidArg(env, at + ": serRatio must be in [0, 1]", JsErrorKind::RangeError);
         next.layers.push_back(r);
     }
     next.touch();

@@ -19,7 +19,7 @@ namespace moe_eval {
 class Model;
 
 struct ContextOptions {
-    uint32_t n_ctx = 512;       // total KV size (chunk size × sequences per batch)
+    uint32_t n_ctx = 512;       // KV cache size in tokens (JS kvSize: chunk size × sequences per batch)
     uint32_t n_batch = 512;
     uint32_t n_ubatch = 512;
     uint32_t n_seq_max = 1;
@@ -28,8 +28,11 @@ struct ContextOptions {
     bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
 };
 
+inline constexpr napi_type_tag kContextTag = {0x6d6f652d6576616cULL, 0x436f6e7465787402ULL};
+
 class Context : public Napi::ObjectWrap<Context> {
 public:
+    static constexpr const char * kJsName = "Context";
     static Napi::Function Define(Napi::Env env);
     explicit Context(const Napi::CallbackInfo & info);
     ~Context() override;

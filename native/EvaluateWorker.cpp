@@ -1,6 +1,7 @@
 #include "EvaluateWorker.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
 #include "util/File.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
@@ -99,44 +101,40 @@ void WriteAll(FILE * f, const void * data, size_t n, const std::string & path) {
 
 EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context * owner) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsObject()) {
-        throw Napi::TypeError::New(env, "evaluate: expected (Int32Array, options)");
-    }
-    Napi::Int32Array arr = info[0].As<Napi::Int32Array>();
-    std::vector<llama_token> tokens(arr.Data(), arr.Data() + arr.ElementLength());
-    Napi::Object o = info[1].As<Napi::Object>();
+    Napi::Int32Array arr = RequireInt32Array(info, 0, "evaluate(tokens)");
+    Napi::Object o = RequireObject(info, 1, "evaluate(tokens, options)");
+    const std::string where = "evaluate options";
     EvaluateOptions options;
-    options.n_ctx = o.Get("chunkSize").As<Napi::Number>().Int32Value();
-    if (o.Get("chunks").IsNumber()) options.n_chunks = o.Get("chunks").As<Napi::Number>().Int32Value();
-    if (o.Get("baseFile").IsString()) {
-        options.base_file = o.Get("baseFile").As<Napi::String>().Utf8Value();
-        options.base_data_offset = (uint64_t) o.Get("baseDataOffset").As<Napi::Number>().Int64Value();
-    }
-    if (o.Get("writeBaseFile").IsString()) options.write_base_file = o.Get("writeBaseFile").As<Napi::String>().Utf8Value();
+    // the chunk size first: everything below divides by it
+    options.n_ctx = (int) IntegerOption(env, o, "chunkSize", 0, 4, INT32_MAX, where);
+    if (o.Get("chunkSize").IsUndefined()) ThrowInvalidArg(env, where + ".chunkSize: required");
+    options.n_chunks = (int) IntegerOption(env, o, "chunks", -1, 1, INT32_MAX, where);
+    options.base_file = StringOption(env, o, "baseFile", where);
+    if (!options.base_file.empty()) options.base_data_offset = (uint64_t) IntegerOption(env, o, "baseDataOffset", 0, 0, INT64_MAX / 2, where);
+    options.write_base_file = StringOption(env, o, "writeBaseFile", where);
     options.n_threads = owner->options().n_threads;
 
+    const uint32_t n_seq = std::max<uint32_t>(1, owner->options().n_batch / (uint32_t) options.n_ctx);
+    if ((uint64_t) options.n_ctx * std::min(n_seq, owner->options().n_seq_max) > owner->options().n_ctx) {
+        ThrowInvalidArg(env, where + ".chunkSize: does not fit the context", JsErrorKind::RangeError);
+    }
+
     Context * reference = nullptr;
-    if (o.Get("reference").IsObject()) {
-        reference = Napi::ObjectWrap<Context>::Unwrap(o.Get("reference").As<Napi::Object>());
-        if (reference == owner) throw Napi::TypeError::New(env, "evaluate: a context cannot be its own reference");
-        if (reference->ctx() == nullptr) throw Napi::Error::New(env, "evaluate: the reference context is not initialized");
-        if (reference->busy()) {
-            Napi::Error err = Napi::Error::New(env, "the reference context is busy with another operation");
-            err.Set("code", "ERR_BUSY");
-            throw err;
-        }
+    if (!o.Get("reference").IsUndefined()) {
+        reference = UnwrapTagged<Context>(env, o.Get("reference"), kContextTag, where + ".reference");
+        if (reference == owner) ThrowInvalidArg(env, "evaluate: a context cannot be its own reference");
+        if (reference->ctx() == nullptr) ThrowCoded(env, "ERR_STATE", "evaluate: the reference context is not initialized");
+        if (reference->busy()) ThrowCoded(env, "ERR_BUSY", "the reference context is busy with another operation");
+        if (reference->model()->model() == nullptr) ThrowCoded(env, "ERR_DISPOSED", "the reference context's model has been disposed");
     }
 
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(owner->model()->model()));
+    std::vector<llama_token> tokens(arr.Data(), arr.Data() + arr.ElementLength());
     for (llama_token t : tokens) {
-        if (t < 0 || t >= n_vocab) throw Napi::RangeError::New(env, "evaluate: token id out of the vocabulary range");
+        if (t < 0 || t >= n_vocab) ThrowInvalidArg(env, "evaluate: token id out of the vocabulary range", JsErrorKind::RangeError);
     }
     if (reference && llama_vocab_n_tokens(llama_model_get_vocab(reference->model()->model())) != n_vocab) {
-        throw Napi::RangeError::New(env, "evaluate: the reference model has another vocabulary size");
-    }
-    const uint32_t n_seq = std::max<uint32_t>(1, owner->options().n_batch / options.n_ctx);
-    if (options.n_ctx < 4 || (uint32_t) options.n_ctx * std::min(n_seq, owner->options().n_seq_max) > owner->options().n_ctx) {
-        throw Napi::RangeError::New(env, "evaluate: chunkSize does not fit the context");
+        ThrowInvalidArg(env, "evaluate: the reference model has another vocabulary size", JsErrorKind::RangeError);
     }
     return new EvaluateWorker(env, owner, reference, std::move(tokens), options, info.Length() > 2 ? info[2] : env.Undefined());
 }
@@ -309,8 +307,10 @@ void EvaluateWorker::Run() {
 
 Napi::Value EvaluateWorker::Result(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("nll", total_.nll);
-    o.Set("nll2", total_.nll2);
+    const PerplexityEstimate total = Estimate(total_);
+    o.Set("perplexity", total.perplexity);
+    o.Set("stderr", total.stderr_ppl);
+    o.Set("meanNll", total.mean_nll);
     o.Set("count", (double) total_.count);
     o.Set("chunkCount", n_chunk_);
     o.Set("tokensDecoded", (double) tokens_decoded_);
@@ -319,9 +319,10 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
     Napi::Array chunks = Napi::Array::New(env, chunks_.size());
     for (size_t i = 0; i < chunks_.size(); ++i) {
         Napi::Object c = Napi::Object::New(env);
+        const PerplexityEstimate e = Estimate(chunks_[i].sums);
         c.Set("index", chunks_[i].index);
-        c.Set("nll", chunks_[i].sums.nll);
-        c.Set("nll2", chunks_[i].sums.nll2);
+        c.Set("meanNll", e.mean_nll);
+        c.Set("perplexity", e.perplexity);
         c.Set("count", (double) chunks_[i].sums.count);
         chunks.Set(i, c);
     }

@@ -6,21 +6,21 @@
 #include "Context.h"
 #include "Model.h"
 #include "ggml-rpc.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
 
 LogitsWorker * LogitsWorker::Create(const Napi::CallbackInfo & info, Context * owner) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "logits: expected an Int32Array");
-    Napi::Int32Array arr = info[0].As<Napi::Int32Array>();
+    Napi::Int32Array arr = RequireInt32Array(info, 0, "logits(tokens)");
     std::vector<llama_token> tokens(arr.Data(), arr.Data() + arr.ElementLength());
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(owner->model()->model()));
     for (llama_token t : tokens) {
-        if (t < 0 || t >= n_vocab) throw Napi::RangeError::New(env, "logits: token id out of the vocabulary range");
+        if (t < 0 || t >= n_vocab) ThrowInvalidArg(env, "logits: token id out of the vocabulary range", JsErrorKind::RangeError);
     }
     if (tokens.empty() || tokens.size() > owner->options().n_ctx / owner->options().n_seq_max) {
-        throw Napi::RangeError::New(env, "logits: expected 1 to contextSize tokens");
+        ThrowInvalidArg(env, "logits: expected 1 to contextSize tokens", JsErrorKind::RangeError);
     }
     return new LogitsWorker(env, owner, std::move(tokens));
 }

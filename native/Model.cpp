@@ -1,6 +1,7 @@
 #include "Model.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <unordered_set>
 
@@ -9,6 +10,7 @@
 
 #include "Log.h"
 #include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
+#include "util/Args.h"
 #include "util/NativeError.h"
 #include "util/ReleaseMemory.h"
 #include "util/Progress.h"
@@ -160,47 +162,53 @@ Napi::Function Model::Define(Napi::Env env) {
     });
 }
 
-// new Model(path, { gpuLayers, useMmap, kvOverrides: [{ key, type: 'int'|'float'|'bool'|'str', value }] })
+// new Model(path, { gpuLayers, useMmap, kvOverrides: [{ key, type: 'int'|'float'|'bool'|'str', value }], rpcServers })
 // Arguments arrive validated from src/model.ts; the checks here only keep C++ safe.
 Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Model: expected a path string");
-    options_.path = info[0].As<Napi::String>().Utf8Value();
-    if (info.Length() > 1 && info[1].IsObject()) {
-        Napi::Object o = info[1].As<Napi::Object>();
-        if (o.Get("gpuLayers").IsNumber()) options_.gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
-        if (o.Get("useMmap").IsBoolean()) options_.use_mmap = o.Get("useMmap").As<Napi::Boolean>().Value();
-        if (o.Get("rpcServers").IsArray()) {
-            Napi::Array arr = o.Get("rpcServers").As<Napi::Array>();
-            for (uint32_t i = 0; i < arr.Length(); ++i) options_.rpc_servers.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+    TagObject(env, info.This().As<Napi::Object>(), kModelTag);
+    options_.path = RequireString(info, 0, "new Model(path)");
+    if (info.Length() < 2 || info[1].IsUndefined()) return;
+    Napi::Object o = RequireObject(info, 1, "new Model(path, options)");
+    const std::string where = "new Model options";
+    options_.gpu_layers = (int32_t) IntegerOption(env, o, "gpuLayers", options_.gpu_layers, -1, INT32_MAX, where);
+    options_.use_mmap = BoolOption(o, "useMmap", options_.use_mmap);
+    if (!o.Get("rpcServers").IsUndefined()) {
+        Napi::Array arr = RequireArray(env, o.Get("rpcServers"), where + ".rpcServers");
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+            if (!arr.Get(i).IsString()) ThrowInvalidArg(env, where + ".rpcServers: expected strings");
+            options_.rpc_servers.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
         }
-        if (o.Get("kvOverrides").IsArray()) {
-            Napi::Array arr = o.Get("kvOverrides").As<Napi::Array>();
-            for (uint32_t i = 0; i < arr.Length(); ++i) {
-                Napi::Object kv = arr.Get(i).As<Napi::Object>();
-                llama_model_kv_override ov{};
-                const std::string key = kv.Get("key").As<Napi::String>().Utf8Value();
-                const std::string type = kv.Get("type").As<Napi::String>().Utf8Value();
-                if (key.empty() || key.size() >= sizeof(ov.key)) throw Napi::RangeError::New(env, "kvOverrides: key length must be 1..127");
-                std::strncpy(ov.key, key.c_str(), sizeof(ov.key) - 1);
-                Napi::Value v = kv.Get("value");
-                if (type == "int") {
-                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_INT;
-                    ov.val_i64 = v.As<Napi::Number>().Int64Value();
-                } else if (type == "float") {
-                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_FLOAT;
-                    ov.val_f64 = v.As<Napi::Number>().DoubleValue();
-                } else if (type == "bool") {
-                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_BOOL;
-                    ov.val_bool = v.As<Napi::Boolean>().Value();
-                } else {
-                    const std::string s = v.As<Napi::String>().Utf8Value();
-                    if (s.size() >= sizeof(ov.val_str)) throw Napi::RangeError::New(env, "kvOverrides: string value longer than 127 bytes");
-                    ov.tag = LLAMA_KV_OVERRIDE_TYPE_STR;
-                    std::strncpy(ov.val_str, s.c_str(), sizeof(ov.val_str) - 1);
-                }
-                options_.kv_overrides.push_back(ov);
+    }
+    if (!o.Get("kvOverrides").IsUndefined()) {
+        Napi::Array arr = RequireArray(env, o.Get("kvOverrides"), where + ".kvOverrides");
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+            const std::string at = where + ".kvOverrides[" + std::to_string(i) + "]";
+            Napi::Object kv = RequireObject(env, arr.Get(i), at);
+            llama_model_kv_override ov{};
+            const std::string key = StringOption(env, kv, "key", at);
+            const std::string type = StringOption(env, kv, "type", at);
+            if (key.empty() || key.size() >= sizeof(ov.key)) ThrowInvalidArg(env, at + ".key: expected 1 to 127 bytes", JsErrorKind::RangeError);
+            std::strncpy(ov.key, key.c_str(), sizeof(ov.key) - 1);
+            Napi::Value v = kv.Get("value");
+            if (type == "int" && v.IsNumber()) {
+                ov.tag = LLAMA_KV_OVERRIDE_TYPE_INT;
+                ov.val_i64 = v.As<Napi::Number>().Int64Value();
+            } else if (type == "float" && v.IsNumber()) {
+                ov.tag = LLAMA_KV_OVERRIDE_TYPE_FLOAT;
+                ov.val_f64 = v.As<Napi::Number>().DoubleValue();
+            } else if (type == "bool" && v.IsBoolean()) {
+                ov.tag = LLAMA_KV_OVERRIDE_TYPE_BOOL;
+                ov.val_bool = v.As<Napi::Boolean>().Value();
+            } else if (type == "str" && v.IsString()) {
+                const std::string str = v.As<Napi::String>().Utf8Value();
+                if (str.size() >= sizeof(ov.val_str)) ThrowInvalidArg(env, at + ".value: expected at most 127 bytes", JsErrorKind::RangeError);
+                ov.tag = LLAMA_KV_OVERRIDE_TYPE_STR;
+                std::strncpy(ov.val_str, str.c_str(), sizeof(ov.val_str) - 1);
+            } else {
+                ThrowInvalidArg(env, at + ": expected { key, type: 'int'|'float'|'bool'|'str', value } with a value of that type");
             }
+            options_.kv_overrides.push_back(ov);
         }
     }
 }
@@ -222,7 +230,7 @@ void Model::Check() const {
 
 Napi::Value Model::Load(const Napi::CallbackInfo & info) {
     if (disposed_ || loading_ || model_ != nullptr) {
-        throw Napi::Error::New(info.Env(), "Model.load: the model is already loaded, loading or disposed");
+        ThrowCoded(info.Env(), "ERR_STATE", "Model.load: the model is already loaded, loading or disposed");
     }
     abort_load_ = false;
     return PromiseWorker::Start(new ModelLoadWorker(info.Env(), this, info.Length() > 0 ? info[0] : info.Env().Undefined()));
@@ -238,7 +246,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     try {
         Check();
     } catch (const NativeError & e) {
-        ThrowCoded(env, e.code, e.what());
+        ThrowCoded(env, e);
     }
     const llama_model * m = model_;
     const llama_hparams & hp = m->hparams;
@@ -262,7 +270,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     o.Set("bosToken", llama_vocab_bos(vocab));
     o.Set("vocabType", (double) llama_vocab_type(vocab));
 
-    o.Set("experts", hp.n_expert);
+    o.Set("expertCount", hp.n_expert);
     o.Set("expertsUsed", hp.n_expert > 0 ? hp.n_expert_used() : 0);
     // Some architectures (qwen2moe) have a shared expert without the count key: look at the tensors too.
     uint32_t shared_layers = 0;
@@ -278,7 +286,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
         const LayerFacts & f = facts_[i];
         Napi::Object l = Napi::Object::New(env);
         l.Set("layer", f.layer);
-        l.Set("experts", f.n_expert);
+        l.Set("expertCount", f.n_expert);
         l.Set("expertsUsed", f.n_expert_used);
         l.Set("gating", GatingName(f.gating_op));
         l.Set("renormalized", f.norm_w || f.gating_op == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT);
@@ -350,8 +358,9 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     if (disposed_ || model_ == nullptr) {
         ThrowCoded(env, disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED", disposed_ ? "the model has been disposed" : "the model is not loaded");
     }
-    return PromiseWorker::Start(new TokenizeWorker(env, this, info[0].As<Napi::String>().Utf8Value(),
-                                       info[1].ToBoolean().Value(), info[2].ToBoolean().Value()));
+    std::string text = RequireString(info, 0, "tokenize(text)");
+    return PromiseWorker::Start(new TokenizeWorker(env, this, std::move(text), info.Length() > 1 && info[1].ToBoolean().Value(),
+                                                   info.Length() > 2 && info[2].ToBoolean().Value()));
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {

@@ -21,8 +21,12 @@ struct ModelLoadOptions {
     std::vector<std::string> rpc_servers;  // host:port of ggml RPC servers that hold the layers
 };
 
+// Checked before a JS value is unwrapped as a Model (util/Args.h UnwrapTagged).
+inline constexpr napi_type_tag kModelTag = {0x6d6f652d6576616cULL, 0x4d6f64656c000001ULL};
+
 class Model : public Napi::ObjectWrap<Model> {
 public:
+    static constexpr const char * kJsName = "Model";
     static Napi::Function Define(Napi::Env env);
     explicit Model(const Napi::CallbackInfo & info);
     ~Model() override;

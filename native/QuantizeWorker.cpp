@@ -7,6 +7,7 @@
 
 #include "Log.h"
 #include "llama.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 #include "util/Progress.h"
 #include "util/PromiseWorker.h"
@@ -62,13 +63,14 @@ private:
 
 Napi::Value QuantizeModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsObject()) {
-        throw Napi::TypeError::New(env, "quantizeModel: expected (src, dst, options)");
-    }
-    Napi::Object o = info[2].As<Napi::Object>();
-    return PromiseWorker::Start(new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
-                                       o.Get("ftype").As<Napi::Number>().Int32Value(), o.Get("threads").As<Napi::Number>().Int32Value(),
-                                       o.Get("allowRequantize").ToBoolean().Value(), info.Length() > 3 ? info[3] : env.Undefined()));
+    std::string src = RequireString(info, 0, "quantizeModel(src)");
+    std::string dst = RequireString(info, 1, "quantizeModel(src, dst)");
+    Napi::Object o = RequireObject(info, 2, "quantizeModel(src, dst, options)");
+    const int ftype = (int) IntegerOption(env, o, "ftype", -1, 0, 1024, "quantizeModel options");
+    const int threads = (int) IntegerOption(env, o, "threads", 1, 1, 1024, "quantizeModel options");
+    if (ftype < 0) ThrowInvalidArg(env, "quantizeModel options.ftype: required");
+    return PromiseWorker::Start(new QuantizeWorker(env, std::move(src), std::move(dst), ftype, threads, BoolOption(o, "allowRequantize", false),
+                                                   info.Length() > 3 ? info[3] : env.Undefined()));
 }
 
 }  // namespace

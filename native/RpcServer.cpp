@@ -5,6 +5,7 @@
 
 #include "ggml-backend.h"
 #include "ggml-rpc.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 #include "util/PromiseWorker.h"
 
@@ -46,8 +47,9 @@ private:
 
 Napi::Value StartRpcServer(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "startRpcServer: expected (endpoint, threads)");
-    return PromiseWorker::Start(new RpcServerWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value()));
+    std::string endpoint = RequireString(info, 0, "startRpcServer(endpoint)");
+    if (info.Length() < 2 || !info[1].IsNumber()) ThrowInvalidArg(env, "startRpcServer(endpoint, threads): expected a number of threads");
+    return PromiseWorker::Start(new RpcServerWorker(env, std::move(endpoint), std::max(1, info[1].As<Napi::Number>().Int32Value())));
 }
 
 }  // namespace

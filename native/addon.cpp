@@ -6,16 +6,13 @@
 #include "Model.h"
 #include "QuantizeWorker.h"
 #include "RpcServer.h"
+#include "System.h"
 #include "fixtures/RandomModel.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
 #include "util/ReleaseMemory.h"
 
 namespace {
-
-Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
-    return Napi::String::New(info.Env(), llama_print_system_info());
-}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     moe_eval::KeepLargeBlocksMapped();
@@ -27,7 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     moe_eval::InitGgufRewrite(env, exports);
     moe_eval::InitQuantize(env, exports);
     moe_eval::InitRpcServer(env, exports);
-    exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+    moe_eval::InitSystem(env, exports);
     return exports;
 }
 

@@ -10,7 +10,7 @@ import { fromNative, toAbortReason } from './errors.js';
 import { type EvaluateProgress, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
-import { native } from './native.js';
+import type { NativeLayerStats } from './native.js';
 import { type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
 import { resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
@@ -30,28 +30,13 @@ export interface CalibrateOptions {
   signal?: AbortSignal;
 }
 
-interface NativeLayerStats {
-  layer: number;
-  experts: number;
-  computed: number;
-  tokens: number;
-  probByRank: number[];
-  selected: number[];
-  entropy: number;
-  norm2: number[];
-  dot: number;
-  self: number;
-  pairs: number;
-  singles: number;
-}
-
 export async function calibrate(model: Model, options: CalibrateOptions): Promise<RoutingProfile> {
   const o = optionsObject(options, 'calibrate options');
   checkOptionNames(o, ['text', 'file', 'tokens', 'experts', 'contextSize', 'batchSize', 'threads', 'chunks', 'onProgress', 'signal'], 'calibrate()');
   const info = model.info;
-  if (info.experts === 0) throw new RangeError(`calibrate() needs a Mixture-of-Experts model; ${info.architecture} model has no experts`);
+  if (info.expertCount === 0) throw new RangeError(`calibrate() needs a Mixture-of-Experts model; ${info.architecture} model has no experts`);
   const n = info.expertsUsed;
-  const k = o.experts === undefined ? Math.min(info.experts, Math.max(n, 4 * n)) : integer(o.experts, 'experts', n, info.experts);
+  const k = o.experts === undefined ? Math.min(info.expertCount, Math.max(n, 4 * n)) : integer(o.experts, 'experts', n, info.expertCount);
   const sizes = resolveContextOptions(o, 'calibrate');
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   const signal = optionalSignal(o.signal, 'signal');
@@ -61,30 +46,29 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
 
   // compute k, mix the model's own top n
   const routing = resolveRouting(k > n ? { experts: k } : {}, info);
-  const nCtx = sizes.sequences * sizes.contextSize;
-  const ctx = new (native().Context)(model.native, {
-    contextSize: nCtx,
-    batchSize: Math.min(sizes.batchSize, nCtx),
-    ubatchSize: Math.min(sizes.ubatchSize, sizes.batchSize, nCtx),
-    sequences: sizes.sequences,
-    threads: sizes.threads,
-    reserveExperts: k,
-    collectRoutingStats: true,
-  } as never);
+  const ctx = await model.createContextWith(
+    { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
+    { collectRoutingStats: true, reserveExperts: k },
+  );
   let raw;
   let stats: NativeLayerStats[];
-  const onAbort = () => ctx.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    await ctx.init();
-    ctx.setRouting(toNativeRouting(routing, info).map((l, il) => ({ ...l, mixTop: info.moeLayers.find((f) => f.layer === il)?.expertsUsed ?? n })));
-    raw = await ctx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
-    stats = (ctx as unknown as { takeRoutingStats(): NativeLayerStats[] }).takeRoutingStats();
-  } catch (e) {
-    throw fromNative(e, signal);
+    ({ raw, stats } = await ctx.enqueue(async () => {
+      const nativeCtx = ctx.nativeContext;
+      const onAbort = () => nativeCtx.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        nativeCtx.setRouting(toNativeRouting(routing, info).map((l, il) => ({ ...l, mixTop: info.moeLayers.find((f) => f.layer === il)?.expertsUsed ?? n })));
+        const r = await nativeCtx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
+        return { raw: r, stats: nativeCtx.takeRoutingStats() };
+      } catch (e) {
+        throw fromNative(e, signal);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    }));
   } finally {
-    signal?.removeEventListener('abort', onAbort);
-    ctx.dispose();
+    await ctx.dispose();
   }
 
   const layers: ProfileLayer[] = stats.map((s) => {
@@ -104,15 +88,15 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
   const pooled = Array.from({ length: k }, (_, m) => layers.reduce((a, l) => a + (l.meanNorm2[m] ?? 0), 0));
   const data: ProfileData = {
     format: 'moe-eval-routing-profile',
-    version: 1,
-    model: { file: basename(model.path), fingerprint: await modelFingerprint(model.path), architecture: info.architecture, experts: info.experts, expertsUsed: n, renormalized: info.renormalized, gating: info.gating },
+    version: 2,
+    model: { file: basename(model.path), fingerprint: await modelFingerprint(model.path), architecture: info.architecture, expertCount: info.expertCount, expertsUsed: n, renormalized: info.renormalized, gating: info.gating },
     text: { fingerprint: tokensFingerprint(tokens), scoredTokens: raw.count },
     settings: { contextSize: sizes.contextSize, chunks: raw.chunkCount, computedExperts: k },
-    perplexity: Math.exp(raw.nll / raw.count),
+    perplexity: raw.perplexity,
     layers,
     global: {
       alpha: pooled.map((x) => Math.sqrt(pooled[n - 1]! / x)),
-      priorByRank: Array.from({ length: info.experts }, (_, r) => layers.reduce((a, l) => a + l.priorByRank[r]!, 0) / Math.max(1, layers.length)),
+      priorByRank: Array.from({ length: info.expertCount }, (_, r) => layers.reduce((a, l) => a + l.priorByRank[r]!, 0) / Math.max(1, layers.length)),
       correlation: layers.reduce((a, l) => a + l.correlation, 0) / Math.max(1, layers.length),
     },
   };

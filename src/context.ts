@@ -2,12 +2,10 @@
  * Context: a llama_context with its own routing. Operations on one context run one at a time, in call
  * order (a promise queue); contexts of one model run in parallel.
  */
-import { availableParallelism } from 'node:os';
-
 import { DisposedError, fromNative, toAbortReason } from './errors.js';
 import type { Model } from './model.js';
 import type { ContextMemory, NativeContext, NativeEvaluateOptions, NativeEvaluation } from './native.js';
-import { native } from './native.js';
+import { defaultThreads, native } from './native.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionsObject } from './validate.js';
 
@@ -18,7 +16,7 @@ export interface ContextOptions {
   batchSize?: number;
   /** Physical batch (llama.cpp's -ub). Default 512. */
   ubatchSize?: number;
-  /** CPU threads. Default: all cores. */
+  /** CPU threads. Default: llama.cpp's rule (the physical cores; on a hybrid CPU its performance cores), see defaultThreads(). */
   threads?: number;
   routing?: Routing;
 }
@@ -39,7 +37,7 @@ export function resolveContextOptions(o: Record<string, unknown>, where: string)
   const contextSize = o.contextSize === undefined ? 512 : integer(o.contextSize, `${where}.contextSize`, 8, 1 << 20);
   const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, `${where}.batchSize`, 1, 1 << 20);
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, `${where}.ubatchSize`, 1, 1 << 20);
-  const threads = o.threads === undefined ? availableParallelism() : integer(o.threads, `${where}.threads`, 1, 1024);
+  const threads = o.threads === undefined ? defaultThreads() : integer(o.threads, `${where}.threads`, 1, 1024);
   if (batchSize > contextSize && batchSize % contextSize !== 0) {
     throw new RangeError(`Expected batchSize below contextSize or a multiple of it (as llama-perplexity requires) but received batchSize ${batchSize} with contextSize ${contextSize}`);
   }
@@ -108,10 +106,10 @@ export class Context {
     routingForThis?: ResolvedRouting,
   ): Promise<{ raw: NativeEvaluation; routing: ResolvedRouting }> {
     if (signal?.aborted) throw toAbortReason(signal);
-    // a routing given with the evaluation takes effect in queue order and stays for the next ones
-    if (routingForThis) this.#routing = routingForThis;
-    const routing = this.#routing;
-    this.#apply();
+    // a routing given with the evaluation applies to it alone; the context's own routing (set at
+    // creation or with setRouting()) is what later calls without one use
+    const routing = routingForThis ?? this.#routing;
+    this.#apply(routing);
     const onAbort = () => this.#native.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     // Native progress arrives through a thread-safe function and may trail the result: deliver events in
@@ -127,7 +125,7 @@ export class Context {
       : undefined;
     try {
       const raw = await this.#native.evaluate(tokens, { chunkSize: this.options.contextSize, ...chunkOptions }, progress);
-      if (progress && lastDone < raw.chunkCount) progress({ chunksDone: raw.chunkCount, chunksTotal: raw.chunkCount, perplexity: Math.exp(raw.nll / raw.count) });
+      if (progress && lastDone < raw.chunkCount) progress({ chunksDone: raw.chunkCount, chunksTotal: raw.chunkCount, perplexity: raw.perplexity });
       settled = true;
       return { raw, routing };
     } catch (e) {
@@ -152,7 +150,7 @@ export class Context {
     const signal = options.signal;
     return this.enqueue(async () => {
       if (signal?.aborted) throw toAbortReason(signal);
-      this.#apply();
+      this.#apply(this.#routing);
       const onAbort = () => this.#native.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
@@ -167,7 +165,13 @@ export class Context {
 
   /** @internal The addon object, with this context's routing applied (for use as a KLD reference inside its queue). */
   nativeWithRouting(): NativeContext {
-    this.#apply();
+    this.#apply(this.#routing);
+    return this.#native;
+  }
+
+  /** @internal The addon object of a calibration context (created with collectRoutingStats), inside its queue. */
+  get nativeContext(): NativeContext {
+    this.#check();
     return this.#native;
   }
 
@@ -181,11 +185,11 @@ export class Context {
 
   #hookOff = false;
 
-  #apply(): void {
+  #apply(routing: ResolvedRouting): void {
     if (this.#hookOff) return;
-    if (this.#applied !== this.#routing) {
-      this.#native.setRouting(toNativeRouting(this.#routing, this.model.info));
-      this.#applied = this.#routing;
+    if (this.#applied !== routing) {
+      this.#native.setRouting(toNativeRouting(routing, this.model.info));
+      this.#applied = routing;
     }
   }
 
@@ -231,20 +235,29 @@ export class Context {
   }
 }
 
-/** @internal */
-export async function createContextFor(model: Model, optionsIn: ContextOptions): Promise<Context> {
+/** @internal What only moe-eval's own modules may ask of a new context. */
+export interface InternalContextOptions {
+  /** Calibration: read router and expert tensors through llama.cpp's eval callback (native/routing/RoutingStats). */
+  collectRoutingStats?: boolean;
+  /** Reserve compute buffers for this many experts per token (default: the routing's largest count). */
+  reserveExperts?: number;
+}
+
+/** @internal The one place a native context is created: model.createContext() and calibrate() come here. */
+export async function createContextFor(model: Model, optionsIn: ContextOptions, internal: InternalContextOptions = {}): Promise<Context> {
   const o = optionsObject(optionsIn, 'createContext options');
   checkOptionNames(o, CONTEXT_OPTIONS, 'createContext()');
   const options = resolveContextOptions(o, 'createContext');
   const routing = resolveRouting(o.routing as Routing | undefined, model.info);
-  const n = options.sequences * options.contextSize;
+  const kvSize = options.sequences * options.contextSize;
   const nativeContext = new (native().Context)(model.native, {
-    contextSize: n,
-    batchSize: Math.min(options.batchSize, n),
-    ubatchSize: Math.min(options.ubatchSize, Math.min(options.batchSize, n)),
+    kvSize,
+    batchSize: Math.min(options.batchSize, kvSize),
+    ubatchSize: Math.min(options.ubatchSize, options.batchSize, kvSize),
     sequences: options.sequences,
     threads: options.threads,
-    reserveExperts: maxExperts(routing),
+    reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
+    ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
   });
   try {
     await nativeContext.init();

@@ -66,6 +66,9 @@ export interface EvaluateResult {
   chunks: ChunkResult[];
   contextSize: number;
   batchSize: number;
+  ubatchSize: number;
+  /** CPU threads the evaluation ran with (tokensPerSecond was measured with them). */
+  threads: number;
   tokensPerSecond: number;
   elapsedMs: number;
   /** Of elapsedMs, the time spent on the logits after each decode (log-softmax, KLD, base rows); the rest is llama.cpp decoding. */
@@ -214,20 +217,18 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
 
 /** @internal */
 export function toResult(raw: import('./native.js').NativeEvaluation, routing: ResolvedRouting, ctx: Context, nTokens: number): EvaluateResult {
-  const mean = raw.nll / raw.count;
-  const ppl = Math.exp(mean);
-  const variance = raw.nll2 / raw.count - mean * mean;
-  const stderr = variance > 0 && raw.count > 1 ? Math.sqrt(variance / (raw.count - 1)) * ppl : 0;
   const info = ctx.model.info;
   return {
-    perplexity: ppl,
-    stderr,
-    nll: mean,
+    perplexity: raw.perplexity,
+    stderr: raw.stderr,
+    nll: raw.meanNll,
     tokens: nTokens,
     scoredTokens: raw.count,
-    chunks: raw.chunks.map((c) => ({ index: c.index, nll: c.nll / c.count, perplexity: Math.exp(c.nll / c.count) })),
+    chunks: raw.chunks.map((c) => ({ index: c.index, nll: c.meanNll, perplexity: c.perplexity })),
     contextSize: ctx.options.contextSize,
     batchSize: ctx.options.batchSize,
+    ubatchSize: ctx.options.ubatchSize,
+    threads: ctx.options.threads,
     tokensPerSecond: raw.elapsedMs > 0 ? (raw.tokensDecoded * 1000) / raw.elapsedMs : 0,
     elapsedMs: raw.elapsedMs,
     scoringMs: raw.scoringMs,

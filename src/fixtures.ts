@@ -17,7 +17,7 @@ export type RandomModelSpec = Omit<NativeRandomModelSpec, 'vocabFile' | 'gating'
 };
 
 const SPEC_KEYS = [
-  'arch', 'vocabFile', 'layers', 'embeddingLength', 'heads', 'headsKv', 'feedForwardLength', 'experts', 'expertsUsed',
+  'arch', 'vocabFile', 'layers', 'embeddingLength', 'heads', 'headsKv', 'feedForwardLength', 'expertCount', 'expertsUsed',
   'sharedExperts', 'expertGroups', 'expertGroupsUsed', 'denseLeadingLayers', 'contextLength', 'seed', 'gating',
   'renormalize', 'expertWeightsScale', 'routerStd',
 ] as const;

@@ -20,9 +20,9 @@ export interface ModelInfo {
   tensors: number;
   bitsPerWeight: number;
   addBos: boolean;
-  /** N: routed experts per MoE layer (0 for a dense model). */
-  experts: number;
-  /** n: experts used per token as trained. */
+  /** N: routed experts per MoE layer (0 for a dense model); GGUF's expert_count. */
+  expertCount: number;
+  /** n: experts used per token as trained (GGUF's expert_used_count); a routing's `experts` changes it per context. */
   expertsUsed: number;
   /** The gating function llama.cpp applies to the router logits. */
   gating: Gating;
@@ -68,7 +68,7 @@ export function toModelInfo(path: string, raw: NativeModelInfo): ModelInfo {
     tensors: raw.tensors,
     bitsPerWeight: raw.parameters > 0 ? (raw.sizeBytes * 8) / raw.parameters : 0,
     addBos: raw.addBos,
-    experts: raw.experts,
+    expertCount: raw.expertCount,
     expertsUsed: raw.expertsUsed,
     gating: first?.gating ?? 'none',
     renormalized: first?.renormalized ?? false,

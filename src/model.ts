@@ -2,7 +2,7 @@
 import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
-import { Context, type ContextOptions, createContextFor } from './context.js';
+import { Context, type ContextOptions, type InternalContextOptions, createContextFor } from './context.js';
 import { DisposedError, MoeEvalError, fromNative, toAbortReason } from './errors.js';
 import { type ModelInfo, toModelInfo } from './model-info.js';
 import { type NativeModel, native } from './native.js';
@@ -149,8 +149,13 @@ export class Model {
   }
 
   async createContext(options: ContextOptions = {}): Promise<Context> {
+    return this.createContextWith(options, {});
+  }
+
+  /** @internal createContext() with what only moe-eval's own modules may ask (calibration statistics). */
+  async createContextWith(options: ContextOptions, internal: InternalContextOptions): Promise<Context> {
     this.#check();
-    const ctx = await createContextFor(this, options);
+    const ctx = await createContextFor(this, options, internal);
     this.#contexts.add(ctx);
     ctx.onDispose(() => this.#contexts.delete(ctx));
     return ctx;

@@ -11,7 +11,8 @@ import { MoeEvalError } from './errors.js';
 
 export interface NativeLayerFacts {
   layer: number;
-  experts: number;
+  /** N in this layer. */
+  expertCount: number;
   expertsUsed: number;
   gating: 'softmax' | 'sigmoid' | 'softmax-over-chosen' | 'sqrt-softplus' | 'none';
   renormalized: boolean;
@@ -38,7 +39,7 @@ export interface NativeModelInfo {
   addEos: boolean;
   bosToken: number;
   vocabType: number;
-  experts: number;
+  expertCount: number;
   expertsUsed: number;
   sharedExperts: number;
   expertGroups: number;
@@ -67,15 +68,18 @@ export interface NativeKld {
   sameTop: number; sameTopUnc: number; count: number;
 }
 
+/** Computed in native/metrics/Perplexity.cpp (llama-perplexity's formulas): the one place they live. */
 export interface NativeEvaluation {
-  nll: number;
-  nll2: number;
+  perplexity: number;
+  /** llama-perplexity's "±". */
+  stderr: number;
+  meanNll: number;
   count: number;
   chunkCount: number;
   tokensDecoded: number;
   elapsedMs: number;
   scoringMs: number;
-  chunks: { index: number; nll: number; nll2: number; count: number }[];
+  chunks: { index: number; meanNll: number; perplexity: number; count: number }[];
   kld?: NativeKld;
   baseWriterPerplexity?: number;
 }
@@ -98,13 +102,30 @@ export interface NativeModel {
 }
 
 export interface NativeContextOptions {
-  contextSize: number;
+  /** KV cache size in tokens: chunk size × sequences per batch (llama.cpp's n_ctx). */
+  kvSize: number;
   batchSize: number;
   ubatchSize: number;
   sequences: number;
   threads: number;
   reserveExperts: number;
   collectRoutingStats?: boolean;
+}
+
+/** Per-layer sums of a calibration pass (native/routing/RoutingStats.cpp). */
+export interface NativeLayerStats {
+  layer: number;
+  experts: number;
+  computed: number;
+  tokens: number;
+  probByRank: number[];
+  selected: number[];
+  entropy: number;
+  norm2: number[];
+  dot: number;
+  self: number;
+  pairs: number;
+  singles: number;
 }
 
 export interface NativeContext {
@@ -118,6 +139,8 @@ export interface NativeContext {
     onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
   ): Promise<NativeEvaluation>;
   memory(): ContextMemory;
+  /** Calibration contexts only (collectRoutingStats): the sums since the last call. */
+  takeRoutingStats(): NativeLayerStats[];
   abort(): void;
   dispose(): void;
 }
@@ -142,7 +165,7 @@ export interface NativeRandomModelSpec {
   heads?: number;
   headsKv?: number;
   feedForwardLength?: number;
-  experts?: number;
+  expertCount?: number;
   expertsUsed?: number;
   sharedExperts?: number;
   expertGroups?: number;
@@ -162,6 +185,9 @@ export interface NativeAddon {
   Context: new (model: NativeModel, options: NativeContextOptions) => NativeContext;
   setLogger(fn: ((level: string, text: string) => void) | null, level: string): void;
   systemInfo(): string;
+  /** llama.cpp's default thread count: physical cores (performance cores on a hybrid CPU). */
+  defaultThreads(): number;
+  supportsGpuOffload(): boolean;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (p: number) => void): Promise<void>;
   rewriteGguf(
@@ -175,6 +201,13 @@ export interface NativeAddon {
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 let addon: NativeAddon | undefined;
+let threads: number | undefined;
+
+/** The thread count llama.cpp's tools default to on this machine (common_cpu_get_num_math). */
+export function defaultThreads(): number {
+  threads ??= native().defaultThreads();
+  return threads;
+}
 
 export function native(): NativeAddon {
   if (addon) return addon;

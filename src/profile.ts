@@ -27,8 +27,8 @@ export interface ProfileLayer {
 
 export interface ProfileData {
   format: 'moe-eval-routing-profile';
-  version: 1;
-  model: { file: string; fingerprint: string; architecture: string; experts: number; expertsUsed: number; renormalized: boolean; gating: string };
+  version: 2;
+  model: { file: string; fingerprint: string; architecture: string; expertCount: number; expertsUsed: number; renormalized: boolean; gating: string };
   text: { fingerprint: string; scoredTokens: number };
   settings: { contextSize: number; chunks: number; computedExperts: number };
   /** Perplexity of the unmodified model on the calibration text (measured in the same pass). */
@@ -42,10 +42,12 @@ export class RoutingProfile {
   readonly data: ProfileData;
 
   constructor(data: ProfileData) {
-    if (!data || data.format !== 'moe-eval-routing-profile' || data.version !== 1 || !Array.isArray(data.layers)) {
-      throw new MoeEvalError('ERR_INVALID_ARG', 'Expected a moe-eval routing profile (format "moe-eval-routing-profile", version 1)');
+    const d = data as unknown as Record<string, unknown> & { model?: Record<string, unknown> };
+    if (!d || d.format !== 'moe-eval-routing-profile' || (d.version !== 1 && d.version !== 2) || !Array.isArray(d.layers) || !d.model) {
+      throw new MoeEvalError('ERR_INVALID_ARG', 'Expected a moe-eval routing profile (format "moe-eval-routing-profile", version 1 or 2)');
     }
-    this.data = data;
+    // version 1 named N `experts`
+    this.data = d.version === 1 ? ({ ...d, version: 2, model: { ...d.model, expertCount: d.model.experts, experts: undefined } } as unknown as ProfileData) : data;
   }
 
   static async load(path: string): Promise<RoutingProfile> {
@@ -69,8 +71,9 @@ export class RoutingProfile {
     await rename(tmp, path);
   }
 
-  get experts(): number {
-    return this.data.model.experts;
+  /** N of the model it was measured on. */
+  get expertCount(): number {
+    return this.data.model.expertCount;
   }
 
   get computedExperts(): number {

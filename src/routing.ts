@@ -78,7 +78,7 @@ export function validateRoutingShape(routing: unknown, where = 'routing'): Routi
 export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo): ResolvedRouting {
   const routing = validateRoutingShape(routingIn);
   const layers = info.layers;
-  const N = info.experts;
+  const N = info.expertCount;
   const n = info.expertsUsed;
   const given = ROUTING_OPTION_NAMES.filter((k) => k !== 'profile' && routing[k] !== undefined);
   if (N === 0) {
@@ -110,15 +110,15 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
       expertScale = new Array<number>(layers).fill(1);
     } else if (parsed.kind === 'calibrated') {
       if (!(routing.profile instanceof RoutingProfile)) throw new TypeError("routing.expertScale 'calibrated' needs routing.profile (a RoutingProfile from calibrate() or RoutingProfile.load())");
-      if (routing.profile.experts !== N) throw new RangeError(`The routing profile was measured on a model with ${routing.profile.experts} experts; this model has ${N}`);
+      if (routing.profile.expertCount !== N) throw new RangeError(`The routing profile was measured on a model with ${routing.profile.expertCount} experts; this model has ${N}`);
       expertScale = experts.map((m, il) => routing.profile!.scaleFor(il, m));
     } else {
       expertScale = experts.map((m, il) => {
         const fact = info.moeLayers.find((l) => l.layer === il);
         return scaleFactor({
-          experts: N,
+          expertCount: N,
           trained: fact?.expertsUsed ?? n,
-          used: m,
+          experts: m,
           prior: parsed.prior!,
           renormalized: parsed.renormalized === 'model' ? (fact?.renormalized ?? info.renormalized) : false,
         });
@@ -179,7 +179,7 @@ function checkGraphBudget(experts: number[], extraOps: boolean, info: ModelInfo)
     info.moeLayers.reduce((a, l) => a + 2 * Math.max(0, k(l.layer) - l.expertsUsed) + (extraOps ? 12 : 0), 0);
   if (need((il) => experts[il] ?? 0) <= free) return;
   let best = info.expertsUsed;
-  while (best < info.experts && need(() => best + 1) <= free) best++;
+  while (best < info.expertCount && need(() => best + 1) <= free) best++;
   throw new RangeError(
     `routing.experts asks for more experts than llama.cpp's graph for this model can hold (${need((il) => experts[il] ?? 0)} extra nodes, ${free} free); at most ${best} experts per token in every layer`,
   );

@@ -27,7 +27,8 @@ export async function startRpcServer(options: RpcServerOptions = {}): Promise<vo
   checkOptionNames(o, ['host', 'port', 'threads', 'onWarning'], 'startRpcServer()');
   const host = o.host === undefined ? '127.0.0.1' : nonEmptyString(o.host, 'host');
   const port = o.port === undefined ? 50052 : integer(o.port, 'port', 1, 65535);
-  const threads = o.threads === undefined ? availableParallelism() : integer(o.threads, 'threads', 1, 1024);
+  // llama.cpp's rpc-server default: half the hardware threads
+  const threads = o.threads === undefined ? Math.max(1, Math.floor(availableParallelism() / 2)) : integer(o.threads, 'threads', 1, 1024);
   if (!isLoopback(host)) {
     const warn = (o.onWarning as ((m: string) => void) | undefined) ?? ((m: string) => process.emitWarning(m));
     warn(`moe-eval RPC server listening on ${host}:${port}: the ggml RPC protocol has NO authentication or encryption; anyone who can reach this port can run computations and read the data sent to it. Use it only on a trusted network.`);

@@ -8,16 +8,17 @@
  * Uniform prior: the seed gives sqrt(n/m); renormalization gives sqrt(m/n) — the opposite direction.
  * With an assumed correlation ρ between expert outputs, E‖Σ w_i y_i‖² ∝ (1-ρ) Σ w_i² + ρ (Σ w_i)².
  */
+import { checkOptionNames, expected, integer, optionsObject } from './validate.js';
 
 export type Prior = 'uniform' | { zipf: number } | readonly number[];
 
 export interface ScaleFactorOptions {
-  /** N: experts in the layer. */
-  experts: number;
-  /** n: experts per token the model was trained with. */
+  /** N: experts in the layer (ModelInfo.expertCount). */
+  expertCount: number;
+  /** n: experts per token the model was trained with (ModelInfo.expertsUsed). */
   trained: number;
-  /** m: experts per token to run with. */
-  used: number;
+  /** m: experts per token to run with (as routing.experts). */
+  experts: number;
   prior?: Prior;
   /** Whether the router renormalizes the chosen top-k weights (Model.info tells). */
   renormalized: boolean;
@@ -59,17 +60,21 @@ export function expectedNormSquared(p: readonly number[], k: number, renormalize
   return (1 - correlation) * s2 + correlation * s1 * s1;
 }
 
+const SCALE_FACTOR_OPTIONS = ['expertCount', 'trained', 'experts', 'prior', 'renormalized', 'correlation'] as const;
+
 export function scaleFactor(options: ScaleFactorOptions): number {
-  const { experts, trained, used } = options;
-  for (const [name, v] of [['experts', experts], ['trained', trained], ['used', used]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`Expected a positive integer for ${name} but received ${String(v)}`);
-  }
-  if (trained > experts || used > experts) throw new RangeError(`Expected trained and used <= experts (${experts}) but received trained ${trained}, used ${used}`);
-  const rho = options.correlation ?? 0;
-  if (!(rho >= 0 && rho < 1)) throw new RangeError(`Expected a correlation in [0, 1) but received ${String(rho)}`);
-  const p = priorProbabilities(options.prior ?? 'uniform', experts);
-  const a = expectedNormSquared(p, trained, options.renormalized, rho);
-  const b = expectedNormSquared(p, used, options.renormalized, rho);
+  const o = optionsObject(options, 'scaleFactor options');
+  if ('used' in o) throw new TypeError("scaleFactor(): 'used' is now called 'experts' (experts per token, as in a routing); N is 'expertCount'");
+  checkOptionNames(o, SCALE_FACTOR_OPTIONS, 'scaleFactor()');
+  const expertCount = integer(o.expertCount, 'expertCount', 1, 1 << 16);
+  const trained = integer(o.trained, 'trained', 1, expertCount);
+  const experts = integer(o.experts, 'experts', 1, expertCount);
+  if (typeof o.renormalized !== 'boolean') throw new TypeError(expected('a boolean (ModelInfo.renormalized)', 'renormalized', o.renormalized));
+  const rho = o.correlation ?? 0;
+  if (typeof rho !== 'number' || !(rho >= 0 && rho < 1)) throw new RangeError(expected('a number in [0, 1)', 'correlation', rho));
+  const p = priorProbabilities((o.prior as Prior | undefined) ?? 'uniform', expertCount);
+  const a = expectedNormSquared(p, trained, o.renormalized, rho);
+  const b = expectedNormSquared(p, experts, o.renormalized, rho);
   return Math.sqrt(a / b);
 }
 

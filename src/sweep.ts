@@ -118,7 +118,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       contextSize: o.contextSize as number | undefined,
       batchSize: o.batchSize as number | undefined,
       threads: o.threads as number | undefined,
-      routing: info.experts > 0 ? { experts: maxExperts } : {},
+      routing: info.expertCount > 0 ? { experts: maxExperts } : {},
     });
     const base = { model: await modelFingerprint(model.path), text: tokensFingerprint(tokens), contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, chunks: chunks ?? null };
 

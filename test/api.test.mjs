@@ -50,7 +50,7 @@ describe('Model.info', () => {
   test('reports routing facts', () => {
     const i = model.info;
     assert.equal(i.architecture, 'llama');
-    assert.equal(i.experts, 8);
+    assert.equal(i.expertCount, 8);
     assert.equal(i.expertsUsed, 2);
     assert.equal(i.gating, 'softmax');
     assert.equal(i.renormalized, true);
@@ -151,7 +151,7 @@ describe('abort, dispose, queue', () => {
 
 describe('graph capacity', () => {
   test('an expert count whose graph would overflow llama.cpp\'s is refused; the largest that fits runs', async () => {
-    const path = await fixture('llama', { layers: 4, experts: 160, expertsUsed: 2, feedForwardLength: 16, embeddingLength: 64 });
+    const path = await fixture('llama', { layers: 4, expertCount: 160, expertsUsed: 2, feedForwardLength: 16, embeddingLength: 64 });
     const m = await loadModel(path);
     let err;
     try {

@@ -27,7 +27,7 @@ describe('demo model', () => {
     assert.equal(sum, recorded);
     const i = model.info;
     assert.equal(i.architecture, 'llama');
-    assert.equal(i.experts, 8);
+    assert.equal(i.expertCount, 8);
     assert.equal(i.expertsUsed, 2);
     assert.equal(i.gating, 'softmax');
     assert.equal(i.renormalized, true);

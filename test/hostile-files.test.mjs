@@ -59,7 +59,7 @@ describe('hostile GGUF files', () => {
     writeFileSync(noVocab, readFileSync(defaultVocabFile()));
     const path = join(dir, 'no-vocab.gguf');
     const { native } = await import('../dist/native.js');
-    await createRandomModel(path, { arch: 'llama', layers: 1, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 4, expertsUsed: 2 });
+    await createRandomModel(path, { arch: 'llama', layers: 1, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 4, expertsUsed: 2 });
     await native().rewriteGguf(path, path + '.nv', { kv: [{ key: 'tokenizer.ggml.model', type: 'str', value: 'no_vocab' }] });
     const m = await loadModel(path + '.nv');
     await assert.rejects(m.tokenize('hello'), { code: 'ERR_NO_TOKENIZER' });
@@ -69,9 +69,9 @@ describe('hostile GGUF files', () => {
 
   test('a dense model given MoE options', async () => {
     const path = join(dir, 'dense.gguf');
-    await createRandomModel(path, { arch: 'llama', layers: 1, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 0, expertsUsed: 0 });
+    await createRandomModel(path, { arch: 'llama', layers: 1, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 0, expertsUsed: 0 });
     const m = await loadModel(path);
-    assert.equal(m.info.experts, 0);
+    assert.equal(m.info.expertCount, 0);
     await assert.rejects(evaluate(m, { text: sampleText(), contextSize: 64, threads: 2, routing: { experts: 2 } }), { name: 'RangeError', message: /need a Mixture-of-Experts model/ });
     const r = await evaluate(m, { text: sampleText(), contextSize: 64, threads: 2, chunks: 2 });
     assert.ok(r.perplexity > 1);

@@ -45,7 +45,7 @@ for (const arch of Object.keys(ARCHS)) {
 
     test('setup', async () => {
       model = await loadModel(await fixture(arch));
-      assert.ok(model.info.experts === 8 && model.info.moeLayers.length > 0);
+      assert.ok(model.info.expertCount === 8 && model.info.moeLayers.length > 0);
     });
 
     test('default routing is bit-identical to llama.cpp without the hook', async () => {

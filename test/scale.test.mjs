@@ -9,27 +9,27 @@ const r4 = (x) => Math.round(x * 1e4) / 1e4;
 
 describe('scaleFactor', () => {
   test("reproduces the seed's printed table (N=8, n=2, un-normalized weights)", () => {
-    const seed = (m, s) => r4(scaleFactor({ experts: 8, trained: 2, used: m, prior: { zipf: s }, renormalized: false }));
+    const seed = (m, s) => r4(scaleFactor({ expertCount: 8, trained: 2, experts: m, prior: { zipf: s }, renormalized: false }));
     assert.equal(seed(1, 0), 1.4142);
     assert.equal(seed(3, 0), 0.8165);
     assert.equal(seed(8, 0), 0.5);
     assert.equal(seed(1, 1), 1.118);
     assert.equal(seed(3, 1), 0.9583);
-    assert.equal(r4(scaleFactor({ experts: 8, trained: 2, used: 3, prior: 'uniform', renormalized: false })), 0.8165);
+    assert.equal(r4(scaleFactor({ expertCount: 8, trained: 2, experts: 3, prior: 'uniform', renormalized: false })), 0.8165);
   });
 
   test('renormalized top-k: uniform gives sqrt(m/n), the opposite of the seed', () => {
-    assert.equal(r4(scaleFactor({ experts: 8, trained: 2, used: 3, prior: 'uniform', renormalized: true })), 1.2247);
-    assert.equal(r4(scaleFactor({ experts: 8, trained: 2, used: 3, prior: { zipf: 1 }, renormalized: true })), 1.1713);
+    assert.equal(r4(scaleFactor({ expertCount: 8, trained: 2, experts: 3, prior: 'uniform', renormalized: true })), 1.2247);
+    assert.equal(r4(scaleFactor({ expertCount: 8, trained: 2, experts: 3, prior: { zipf: 1 }, renormalized: true })), 1.1713);
     for (let m = 1; m <= 8; m++) {
-      assert.ok(Math.abs(scaleFactor({ experts: 8, trained: 2, used: m, renormalized: true }) - Math.sqrt(m / 2)) < 1e-12);
+      assert.ok(Math.abs(scaleFactor({ expertCount: 8, trained: 2, experts: m, renormalized: true }) - Math.sqrt(m / 2)) < 1e-12);
     }
   });
 
   test('correlation ρ: full correlation under renormalization needs no correction', () => {
-    assert.ok(Math.abs(scaleFactor({ experts: 8, trained: 2, used: 5, renormalized: true, correlation: 0.999999 }) - 1) < 1e-5);
+    assert.ok(Math.abs(scaleFactor({ expertCount: 8, trained: 2, experts: 5, renormalized: true, correlation: 0.999999 }) - 1) < 1e-5);
     // partial correlation sits between
-    const a = scaleFactor({ experts: 8, trained: 2, used: 4, renormalized: true, correlation: 0.3 });
+    const a = scaleFactor({ expertCount: 8, trained: 2, experts: 4, renormalized: true, correlation: 0.3 });
     assert.ok(a > 1 && a < Math.sqrt(2));
   });
 
@@ -57,7 +57,7 @@ describe('scaleFactor', () => {
           return acc / trials;
         };
         const mc = Math.sqrt(norm(n) / norm(m));
-        const formula = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: true });
+        const formula = scaleFactor({ expertCount: N, trained: n, experts: m, prior, renormalized: true });
         // sampling error of a ratio of two means of chi-square-like sums over 20000×16 draws: ~0.5%
         assert.ok(Math.abs(mc / formula - 1) < 0.015, `${JSON.stringify(prior)} n=${n} m=${m}: Monte-Carlo ${mc} vs formula ${formula}`);
       }
@@ -72,8 +72,8 @@ describe('scaleFactor', () => {
   });
 
   test('bad arguments are RangeErrors that say what was expected', () => {
-    assert.throws(() => scaleFactor({ experts: 8, trained: 2, used: 9, renormalized: true }), { name: 'RangeError', message: /used <= experts \(8\)/ });
-    assert.throws(() => scaleFactor({ experts: 8, trained: 0, used: 1, renormalized: true }), RangeError);
-    assert.throws(() => scaleFactor({ experts: 8, trained: 2, used: 1, renormalized: true, prior: { zipf: -1 } }), RangeError);
+    assert.throws(() => scaleFactor({ expertCount: 8, trained: 2, experts: 9, renormalized: true }), { name: 'RangeError', message: /experts but received number 9/ });
+    assert.throws(() => scaleFactor({ expertCount: 8, trained: 0, experts: 1, renormalized: true }), RangeError);
+    assert.throws(() => scaleFactor({ expertCount: 8, trained: 2, experts: 1, renormalized: true, prior: { zipf: -1 } }), RangeError);
   });
 });

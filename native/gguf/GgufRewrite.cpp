@@ -10,6 +10,7 @@
 #include "ggml.h"
 #include "gguf.h"
 #include "util/File.h"
+#include "util/Args.h"
 #include "util/NativeError.h"
 #include "util/Progress.h"
 #include "util/PromiseWorker.h"
@@ -170,38 +171,42 @@ private:
 // rewriteGguf(src, dst, { kv: [{ key, type, value }], scale: [{ name, factor }] }, onProgress?)
 Napi::Value RewriteGguf(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsObject()) {
-        throw Napi::TypeError::New(env, "rewriteGguf: expected (src, dst, spec)");
-    }
     RewriteSpec s;
-    s.src = info[0].As<Napi::String>().Utf8Value();
-    s.dst = info[1].As<Napi::String>().Utf8Value();
-    Napi::Object o = info[2].As<Napi::Object>();
-    if (o.Get("kv").IsArray()) {
-        Napi::Array arr = o.Get("kv").As<Napi::Array>();
+    s.src = RequireString(info, 0, "rewriteGguf(src)");
+    s.dst = RequireString(info, 1, "rewriteGguf(src, dst)");
+    Napi::Object o = RequireObject(info, 2, "rewriteGguf(src, dst, spec)");
+    if (!o.Get("kv").IsUndefined()) {
+        Napi::Array arr = RequireArray(env, o.Get("kv"), "rewriteGguf spec.kv");
         for (uint32_t i = 0; i < arr.Length(); ++i) {
-            Napi::Object e = arr.Get(i).As<Napi::Object>();
+            const std::string at = "rewriteGguf spec.kv[" + std::to_string(i) + "]";
+            Napi::Object e = RequireObject(env, arr.Get(i), at);
             KvSet kv;
-            kv.key = e.Get("key").As<Napi::String>().Utf8Value();
-            kv.type = e.Get("type").As<Napi::String>().Utf8Value();
+            kv.key = StringOption(env, e, "key", at);
+            kv.type = StringOption(env, e, "type", at);
             Napi::Value v = e.Get("value");
             if (v.IsNumber()) kv.number = v.As<Napi::Number>().DoubleValue();
             else if (v.IsBoolean()) kv.boolean = v.As<Napi::Boolean>().Value();
             else if (v.IsString()) kv.str = v.As<Napi::String>().Utf8Value();
             else if (v.IsArray()) {
                 Napi::Array a = v.As<Napi::Array>();
-                for (uint32_t j = 0; j < a.Length(); ++j) kv.u32s.push_back(a.Get(j).As<Napi::Number>().Uint32Value());
+                for (uint32_t j = 0; j < a.Length(); ++j) {
+                    if (!a.Get(j).IsNumber()) ThrowInvalidArg(env, at + ".value: expected numbers");
+                    kv.u32s.push_back(a.Get(j).As<Napi::Number>().Uint32Value());
+                }
+            } else {
+                ThrowInvalidArg(env, at + ".value: expected a number, boolean, string or array of numbers");
             }
             s.kv.push_back(std::move(kv));
         }
     }
-    if (o.Get("scale").IsArray()) {
-        Napi::Array arr = o.Get("scale").As<Napi::Array>();
+    if (!o.Get("scale").IsUndefined()) {
+        Napi::Array arr = RequireArray(env, o.Get("scale"), "rewriteGguf spec.scale");
         for (uint32_t i = 0; i < arr.Length(); ++i) {
-            Napi::Object e = arr.Get(i).As<Napi::Object>();
-            const std::string name = e.Get("name").As<Napi::String>().Utf8Value();
-            s.scale[name] = e.Get("factor").As<Napi::Number>().FloatValue();
-            s.optional[name] = e.Get("optional").ToBoolean().Value();
+            const std::string at = "rewriteGguf spec.scale[" + std::to_string(i) + "]";
+            Napi::Object e = RequireObject(env, arr.Get(i), at);
+            const std::string name = StringOption(env, e, "name", at);
+            s.scale[name] = (float) RequireNumber(env, e, "factor", at);
+            s.optional[name] = BoolOption(e, "optional", false);
         }
     }
     return PromiseWorker::Start(new RewriteWorker(env, std::move(s), info.Length() > 3 ? info[3] : env.Undefined()));

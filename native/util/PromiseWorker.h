@@ -2,7 +2,7 @@
 //
 // Run() executes on a libuv worker thread and must not touch JS; any exception it throws is caught here
 // and rejects the promise with an Error carrying `code` (NativeError's, or ERR_NATIVE). Result() builds
-// the resolved value on the JS thread. Subclasses Ref() the objects they use in their constructor and
+// the resolved value on the JS thread; whatever it throws rejects the promise with a coded error too. Subclasses Ref() the objects they use in their constructor and
 // Unref() them in OnSettled(), so nothing they need is collected while they run.
 #pragma once
 
@@ -54,11 +54,27 @@ private:
         Napi::Env env = Env();
         Napi::HandleScope scope(env);
         Napi::Value value;
+        // Result() runs on the JS thread: whatever it throws rejects the promise with a coded error
+        // (never an uncaught C++ exception in libuv's callback, which would end the process)
         try {
             value = Result(env);  // before OnSettled: results may move state into the owner
         } catch (const Napi::Error & e) {
             OnSettled();
-            deferred_.Reject(e.Value());
+            Napi::Object err = e.Value();
+            if (!err.Has("code")) err.Set("code", Napi::String::New(env, "ERR_NATIVE"));
+            deferred_.Reject(err);
+            return;
+        } catch (const NativeError & e) {
+            OnSettled();
+            deferred_.Reject(Coded(env, e.code, e.what()));
+            return;
+        } catch (const std::exception & e) {
+            OnSettled();
+            deferred_.Reject(Coded(env, "ERR_NATIVE", e.what()));
+            return;
+        } catch (...) {
+            OnSettled();
+            deferred_.Reject(Coded(env, "ERR_NATIVE", "unknown native error"));
             return;
         }
         OnSettled();
@@ -72,6 +88,12 @@ private:
         Napi::Object err = error.Value();
         err.Set("code", Napi::String::New(env, code_));
         deferred_.Reject(err);
+    }
+
+    static Napi::Value Coded(Napi::Env env, const std::string & code, const std::string & message) {
+        Napi::Error err = Napi::Error::New(env, message);
+        err.Set("code", Napi::String::New(env, code));
+        return err.Value();
     }
 
     Napi::Promise::Deferred deferred_;

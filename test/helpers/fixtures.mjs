@@ -14,19 +14,19 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 /** The MoE layouts the routing tests cover, as createRandomModel specs. */
 export const ARCHS = {
   // Mixtral layout: softmax router, renormalized top-2
-  llama: { arch: 'llama', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 8, expertsUsed: 2 },
+  llama: { arch: 'llama', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
   // shared expert, no renormalization
-  qwen2moe: { arch: 'qwen2moe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 8, expertsUsed: 2, sharedExperts: 1 },
-  qwen3moe: { arch: 'qwen3moe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 8, expertsUsed: 2 },
-  olmoe: { arch: 'olmoe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 4, feedForwardLength: 64, experts: 8, expertsUsed: 2 },
+  qwen2moe: { arch: 'qwen2moe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2, sharedExperts: 1 },
+  qwen3moe: { arch: 'qwen3moe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
+  olmoe: { arch: 'olmoe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 4, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
   // sigmoid gating, expert groups, expert weights scale, selection bias, a leading dense layer
   deepseek2: {
-    arch: 'deepseek2', layers: 3, embeddingLength: 128, heads: 1, headsKv: 1, feedForwardLength: 64, experts: 8, expertsUsed: 2,
+    arch: 'deepseek2', layers: 3, embeddingLength: 128, heads: 1, headsKv: 1, feedForwardLength: 64, expertCount: 8, expertsUsed: 2,
     sharedExperts: 1, expertGroups: 4, expertGroupsUsed: 2, denseLeadingLayers: 1, gating: 'sigmoid', renormalize: true, expertWeightsScale: 2.5,
   },
   // softmax over the chosen experts, biases everywhere
-  'gpt-oss': { arch: 'gpt-oss', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 8, expertsUsed: 2 },
-  granitemoe: { arch: 'granitemoe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, experts: 8, expertsUsed: 2 },
+  'gpt-oss': { arch: 'gpt-oss', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
+  granitemoe: { arch: 'granitemoe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
 };
 
 const made = new Map();

@@ -39,7 +39,7 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       return;
     }
     const d = p.data;
-    process.stdout.write(`${d.model.file}: N=${d.model.experts}, n=${d.model.expertsUsed}, ${d.model.renormalized ? 'renormalized' : 'un-normalized'} weights; ${d.text.scoredTokens} tokens; PPL ${fmt(d.perplexity)}\n`);
+    process.stdout.write(`${d.model.file}: N=${d.model.expertCount}, n=${d.model.expertsUsed}, ${d.model.renormalized ? 'renormalized' : 'un-normalized'} weights; ${d.text.scoredTokens} tokens; PPL ${fmt(d.perplexity)}\n`);
     process.stdout.write(
       table(
         ['layer', 'prior p1..p4', 'min/max expert use', 'entropy', 'ρ', ...d.global.alpha.map((_, i) => `α(${i + 1})`)],

@@ -55,17 +55,17 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
     // evaluation on the first chunks, calibration on the rest of the held-out text
     const evalTokens = all.subarray(0, Math.min(all.length, a.chunks * c));
     const calibTokens = all.subarray(evalTokens.length);
-    say(`demo model: ${info.architecture}, ${info.experts} experts, top-${info.expertsUsed}, ${info.renormalized ? 'renormalized' : 'un-normalized'} router weights, ${(info.parameters / 1e6).toFixed(1)} M parameters`);
+    say(`demo model: ${info.architecture}, ${info.expertCount} experts, top-${info.expertsUsed}, ${info.renormalized ? 'renormalized' : 'un-normalized'} router weights, ${(info.parameters / 1e6).toFixed(1)} M parameters`);
 
     const calBar = progressBar('calibrate');
-    const profile = await calibrate(model, { tokens: calibTokens, contextSize: c, batchSize: 4 * c, experts: Math.min(info.experts, 4), ...threads, signal, onProgress: (p) => calBar.update(p.chunksDone, p.chunksTotal) });
+    const profile = await calibrate(model, { tokens: calibTokens, contextSize: c, batchSize: 4 * c, experts: Math.min(info.expertCount, 4), ...threads, signal, onProgress: (p) => calBar.update(p.chunksDone, p.chunksTotal) });
     calBar.stop();
 
     const sweepFile = join(out, 'sweep.jsonl');
     rmSync(sweepFile, { force: true });
     rmSync(`${sweepFile}.base.kld`, { force: true });
     const points: Routing[] = [];
-    for (const m of [1, 2, 3, 4].filter((x) => x <= info.experts)) {
+    for (const m of [1, 2, 3, 4].filter((x) => x <= info.expertCount)) {
       for (const rule of RULES) if (m !== info.expertsUsed || rule === 'none') points.push({ experts: m, expertScale: rule });
     }
     const bar = progressBar('sweep');

@@ -55,7 +55,7 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       ['layers', i.layers],
       ['vocabulary', i.vocabSize],
       ['training context', i.trainingContextLength],
-      ['experts (N)', i.experts],
+      ['experts (N)', i.expertCount],
       ['experts per token (n)', i.expertsUsed],
       ['MoE layers', i.moeLayers.map((l) => l.layer).join(',') || '-'],
       ['gating', i.gating],

@@ -11,7 +11,7 @@ export const describe = 'expert-output scale factors when using m instead of n e
 export const builder = (y: Argv) =>
   y
     .option('model', { alias: 'm', type: 'string', describe: 'take N, n and the renormalization from this model' })
-    .option('experts', { alias: 'N', type: 'number', default: 8, describe: 'experts per layer (N)' })
+    .option('expert-count', { alias: 'N', type: 'number', default: 8, describe: 'experts per MoE layer, N (GGUF expert_count)' })
     .option('trained', { alias: 'n', type: 'number', default: 2, describe: 'experts per token as trained (n)' })
     .option('zipf', { alias: 's', type: 'number', default: 0, describe: 'Zipf skew s of the prior (0 = uniform, 1 = Zipf)' })
     .option('correlation', { type: 'number', default: 0, describe: 'assumed correlation between expert outputs' })
@@ -23,12 +23,12 @@ export const builder = (y: Argv) =>
 type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
 
 export async function handler(a: Args, signal: AbortSignal): Promise<void> {
-  let N = a.experts;
+  let N = a['expert-count'];
   let n = a.trained;
   let modelRenorm: boolean | undefined;
   if (a.model) {
     const model = await loadModel(a.model, { signal });
-    N = model.info.experts;
+    N = model.info.expertCount;
     n = model.info.expertsUsed;
     modelRenorm = model.info.renormalized;
     await model.dispose();
@@ -36,18 +36,18 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
   }
   const profile = a.profile ? await RoutingProfile.load(a.profile) : undefined;
   if (profile && !a.model) {
-    N = profile.experts;
+    N = profile.expertCount;
     n = profile.data.model.expertsUsed;
     modelRenorm = profile.data.model.renormalized;
   }
   const prior: Prior = a.zipf === 0 ? 'uniform' : { zipf: a.zipf };
   const rows = [];
   for (let m = 1; m <= N; m++) {
-    const seed = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: false, correlation: a.correlation });
-    const renorm = scaleFactor({ experts: N, trained: n, used: m, prior, renormalized: true, correlation: a.correlation });
+    const seed = scaleFactor({ expertCount: N, trained: n, experts: m, prior, renormalized: false, correlation: a.correlation });
+    const renorm = scaleFactor({ expertCount: N, trained: n, experts: m, prior, renormalized: true, correlation: a.correlation });
     const calibrated = profile && m <= profile.computedExperts ? profile.globalScale(m) : undefined;
     // the closed form with the router's measured prior instead of a uniform or Zipf one
-    const measuredPrior = profile ? scaleFactor({ experts: N, trained: n, used: m, prior: profile.data.global.priorByRank, renormalized: modelRenorm ?? true, correlation: a.correlation }) : undefined;
+    const measuredPrior = profile ? scaleFactor({ expertCount: N, trained: n, experts: m, prior: profile.data.global.priorByRank, renormalized: modelRenorm ?? true, correlation: a.correlation }) : undefined;
     rows.push({ m, seed, renormalized: renorm, model: modelRenorm === undefined ? undefined : modelRenorm ? renorm : seed, measuredPrior, calibrated });
   }
   if (a.json) {
