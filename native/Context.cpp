@@ -188,6 +188,9 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
             ThrowInvalidArg(env, at + ": scales must be finite and > 0", JsErrorKind::RangeError);
         }
         if (!(r.ser_ratio >= 0.0f && r.ser_ratio <= 1.0f)) ThrowInvalidArg(env, at + ": serRatio must be in [0, 1]", JsErrorKind::RangeError);
+        const double top_p = l.Get("topP").IsUndefined() ? 0.0 : RequireNumber(env, l, "topP", at);
+        const bool masked = !l.Get("mask").IsUndefined() && RequireArray(env, l.Get("mask"), at + ".mask").Length() > 0;
+        if (top_p != 0.0 || masked) ThrowCoded(env, "ERR_NOT_IMPLEMENTED", "topP and maskExperts are not implemented in this build");
         next.layers.push_back(r);
     }
     next.touch();

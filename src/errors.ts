@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'
   | 'ERR_NATIVE'
+  | 'ERR_NOT_IMPLEMENTED'
   | 'ABORT_ERR';
 
 export class MoeEvalError extends Error {

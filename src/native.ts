@@ -54,6 +54,10 @@ export interface NativeLayerRouting {
   gateScale: number;
   serMin: number; // 0 = off
   serRatio: number;
+  /** 0 = off */
+  topP: number;
+  /** expert ids that do not exist for this context (ascending) */
+  mask: number[];
   /** calibration only: compute `experts`, mix the first mixTop */
   mixTop?: number;
 }

@@ -68,7 +68,7 @@ describe('routing validation', () => {
     assert.throws(() => resolveRouting({ experts: 0 }, info()), { name: 'RangeError', message: /integer in \[1, 8\].*routing.experts but received number 0/ });
     assert.throws(() => resolveRouting({ experts: 9 }, info()), RangeError);
     assert.throws(() => resolveRouting({ experts: 2.5 }, info()), TypeError);
-    assert.throws(() => resolveRouting({ experts: [1, 2, 3] }, info()), { name: 'RangeError', message: /array of 2 values/ });
+    assert.throws(() => resolveRouting({ experts: [1, 2, 3] }, info()), { name: 'RangeError', message: /2 values \(one per layer\)/ });
     assert.throws(() => resolveRouting({ expertScale: NaN }, info()), TypeError);
     assert.throws(() => resolveRouting({ expertScale: -1 }, info()), RangeError);
     assert.throws(() => resolveRouting({ gateScale: Infinity }, info()), RangeError);
@@ -76,12 +76,42 @@ describe('routing validation', () => {
     assert.throws(() => resolveRouting({ minWeightRatio: 2 }, info()), RangeError);
     assert.throws(() => resolveRouting({ expert: 2 }, info()), { name: 'TypeError', message: /Did you mean 'experts'/ });
   });
+  test('the text grammar of the CLI flags gives the same routing as the typed form', () => {
+    const same = (a, b) => assert.deepEqual({ ...resolveRouting(a, info()) }, { ...resolveRouting(b, info()) });
+    same({ experts: '3' }, { experts: 3 });
+    same({ experts: '3,1' }, { experts: [3, 1] });
+    same({ experts: '1:3' }, { experts: [2, 3] });
+    same({ experts: '0-1:4' }, { experts: 4 });
+    same({ expertScale: '0:1.5' }, { expertScale: [1.5, 1] });
+    same({ gateScale: '0.5,2' }, { gateScale: [0.5, 2] });
+    same({ maskExperts: '3,5' }, { maskExperts: [5, 3] });
+    same({ maskExperts: '1:2' }, { maskExperts: [[], [2]] });
+    same({ maskExperts: 'none' }, {});
+    // the label is written in the same grammar, and reads back as the same routing
+    const r = resolveRouting({ experts: '1:3', expertScale: 'uniform', maskExperts: '0:1,2;1:7', gateScale: 2 }, info());
+    assert.equal(r.label, 'experts=0:2;1:3 expert-scale=uniform gate-scale=2 mask-experts=0:1,2;1:7');
+    const option = { experts: 'experts', 'expert-scale': 'expertScale', 'gate-scale': 'gateScale', 'mask-experts': 'maskExperts' };
+    const back = Object.fromEntries(r.label.split(' ').map((kv) => kv.split('=')).map(([k, v]) => [option[k], v]));
+    assert.deepEqual(resolveRouting(back, info()), r);
+  });
+  test('the text grammar is checked as strictly as the typed form', () => {
+    assert.throws(() => resolveRouting({ experts: '3,x' }, info()), { name: 'TypeError', message: /routing.experts\[1\]/ });
+    assert.throws(() => resolveRouting({ experts: '5:3' }, info()), { name: 'RangeError', message: /layers in \[0, 1\]/ });
+    assert.throws(() => resolveRouting({ experts: '0:3;0-1:2' }, info()), { name: 'RangeError', message: /named twice/ });
+    assert.throws(() => resolveRouting({ maskExperts: '8' }, info()), { name: 'RangeError', message: /expert id in \[0, 7\]/ });
+    assert.throws(() => resolveRouting({ maskExperts: '1,1' }, info()), { name: 'RangeError', message: /twice/ });
+    assert.throws(() => resolveRouting({ maskExperts: '0,1,2,3,4,5,6', experts: 2 }, info()), { name: 'RangeError', message: /leaves 1 experts in layer 0/ });
+    assert.throws(() => resolveRouting({ topP: 0 }, info()), RangeError);
+    // -ser that drops nothing, a profile that is never used: refused, not ignored
+    assert.throws(() => resolveRouting({ minWeightRatio: 0.3, minExperts: 2 }, info()), { name: 'RangeError', message: /below the experts per token \(2\)/ });
+    assert.throws(() => resolveRouting({ experts: 3, profile: {} }, info()), { name: 'TypeError', message: /only used with routing.expertScale 'calibrated'/ });
+  });
   test('named scale rules follow the model (renormalized → sqrt(m/n))', () => {
     const r = resolveRouting({ experts: 3, expertScale: 'uniform' }, info());
     assert.ok(Math.abs(r.expertScale[0] - Math.sqrt(3 / 2)) < 1e-12);
     const s = resolveRouting({ experts: 3, expertScale: 'seed-uniform' }, info());
     assert.ok(Math.abs(s.expertScale[0] - Math.sqrt(2 / 3)) < 1e-12);
-    assert.equal(s.label, 'experts=3 scale=seed-uniform');
+    assert.equal(s.label, 'experts=3 expert-scale=seed-uniform');
   });
 });
 

@@ -32,7 +32,7 @@ describe('compare()', () => {
     const q4 = row('Q4_0', 'default');
     assert.ok(q8.kldMean > 0 && q4.kldMean > q8.kldMean, `KLD q8 ${q8.kldMean}, q4 ${q4.kldMean}`);
     assert.ok(q8.bitsPerWeight < 9 && q4.bitsPerWeight < q8.bitsPerWeight);
-    assert.ok(row('F32', 'experts=3 scale=uniform').kldMean > 0);
+    assert.ok(row('F32', 'experts=3 expert-scale=uniform').kldMean > 0);
     assert.ok(events.includes('quantize') && events.includes('row'));
     assert.ok(existsSync(r.referenceFile));
 

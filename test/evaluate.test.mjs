@@ -101,4 +101,20 @@ describe('evaluate()', () => {
     assert.deepEqual(b.routing.experts, [1, 1]);
     await ctx.dispose();
   });
+
+  test("a routing given to one evaluation applies to it alone; the context's own routing is set at creation or with setRouting()", async () => {
+    const ctx = await model.createContext({ contextSize: 128, batchSize: 256, threads: 2, routing: { experts: 3 } });
+    const own = await evaluate(ctx, { file: textFile, chunks: 2 });
+    const once = await evaluate(ctx, { file: textFile, chunks: 2, routing: { experts: 1 } });
+    const after = await evaluate(ctx, { file: textFile, chunks: 2 });
+    assert.equal(own.routing.label, 'experts=3');
+    assert.equal(once.routing.label, 'experts=1');
+    assert.equal(after.routing.label, 'experts=3');
+    assert.equal(after.perplexity, own.perplexity);
+    ctx.setRouting({});
+    const reset = await evaluate(ctx, { file: textFile, chunks: 2 });
+    assert.equal(reset.routing.label, 'default');
+    assert.notEqual(reset.perplexity, own.perplexity);
+    await ctx.dispose();
+  });
 });

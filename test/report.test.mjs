@@ -21,8 +21,8 @@ function sampleRows() {
   ];
   const routings = [
     ['default', 2, 'none', 1.0],
-    ['experts=1 scale=uniform', 1, 'uniform', 1.3],
-    ['experts=3 scale=zipf:1', 3, 'zipf:1', 0.99],
+    ['experts=1 expert-scale=uniform', 1, 'uniform', 1.3],
+    ['experts=3 expert-scale=zipf:1', 3, 'zipf:1', 0.99],
   ];
   const rows = [];
   for (const [fileType, bpw, q] of types) {
@@ -132,7 +132,7 @@ describe('plots', () => {
     for (const t of [ppl, kld]) {
       assert.ok(t.includes('Bits per weight (bpw)'));
       assert.ok(t.includes('Routing'));
-      for (const r of ['default <&> "quoted"', 'experts=1 scale=uniform', 'experts=3 scale=zipf:1']) assert.ok(t.includes(r), `legend has ${r}`);
+      for (const r of ['default <&> "quoted"', 'experts=1 expert-scale=uniform', 'experts=3 expert-scale=zipf:1']) assert.ok(t.includes(r), `legend has ${r}`);
     }
     assert.ok(ppl.includes('Perplexity (PPL, lower is better)'));
     assert.ok(kld.includes('Mean KL divergence (nats)'));
