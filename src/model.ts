@@ -94,6 +94,8 @@ export class Model {
   readonly path: string;
   readonly #native: NativeModel;
   #info: ModelInfo | undefined;
+  #gpuLayers = 0;
+  #useMmap = true;
   #disposed = false;
   readonly #contexts = new Set<Context>();
 
@@ -117,7 +119,19 @@ export class Model {
       signal?.removeEventListener('abort', onAbort);
     }
     model.#info = toModelInfo(path, nativeModel.info());
+    model.#gpuLayers = options.gpuLayers ?? 0;
+    model.#useMmap = options.useMmap ?? true;
     return model;
+  }
+
+  /** The layers offloaded at load (loadModel's gpuLayers; llama-bench's n_gpu_layers). */
+  get gpuLayers(): number {
+    return this.#gpuLayers;
+  }
+
+  /** Whether the file was memory-mapped (loadModel's useMmap). */
+  get useMmap(): boolean {
+    return this.#useMmap;
   }
 
   get disposed(): boolean {
@@ -200,5 +214,5 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await checkModelFile(abs);
   if (signal?.aborted) throw toAbortReason(signal);
   const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides, rpcServers });
-  return Model.load(abs, nativeModel, { onProgress, signal });
+  return Model.load(abs, nativeModel, { onProgress, signal, gpuLayers, useMmap });
 }
