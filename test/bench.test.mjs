@@ -162,7 +162,8 @@ describe('bench: llama-bench output', () => {
       kld: { text: sampleText(), contextSize: 64, chunks: 4 },
     });
     assert.deepEqual(r.rows.map((x) => x.routing), ['default', 'experts=1', 'experts=4 ser=1,0.5']);
-    assert.equal(r.rows[0].kld_mean, 0);
+    // the base is stored as llama-perplexity stores it (log-probabilities quantized to 16 bits), so 0 up to that rounding
+    assert.ok(Math.abs(r.rows[0].kld_mean) < 1e-5, `default vs default: KLD ${r.rows[0].kld_mean}`);
     assert.equal(r.rows[0].same_top, 1);
     assert.ok(r.rows[1].kld_mean > 0 && r.rows[1].same_top < 1);
     assert.equal(r.rows[1].k_mean, 1);
@@ -198,6 +199,8 @@ for (const arch of Object.keys(ARCHS)) {
       };
       const skipped = await logitsWith(false);
       const computed = await logitsWith(true);
+      // bit-identical so far on every layout (a zero row times weight 0 is the expert's row times 0);
+      // the bound allows only for the sign of a zero changing a last bit
       const { diff, max } = maxAbsDiff(skipped, computed);
       assert.ok(diff <= 1e-6 * max, `${arch}: max |Δlogit| ${diff} (max |logit| ${max})`);
       // and the rule does drop experts here (k̄ < 4), so something was skipped
