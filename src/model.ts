@@ -49,6 +49,11 @@ export function parseKvOverride(spec: string): KvOverride {
   return { key, type, value: raw };
 }
 
+/** An override in llama.cpp's --override-kv syntax. */
+export function formatKvOverride(kv: KvOverride): string {
+  return `${kv.key}=${kv.type}:${String(kv.value)}`;
+}
+
 function validateKv(kv: unknown, i: number): KvOverride {
   if (typeof kv === 'string') return parseKvOverride(kv);
   if (kv === null || typeof kv !== 'object') throw new TypeError(expected('KEY=TYPE:VALUE or { key, type, value }', `kvOverrides[${i}]`, kv));
@@ -106,7 +111,7 @@ export class Model {
   }
 
   /** @internal */
-  static async load(path: string, nativeModel: NativeModel, options: LoadModelOptions): Promise<Model> {
+  static async load(path: string, nativeModel: NativeModel, options: LoadModelOptions & { kvApplied: string[] }): Promise<Model> {
     const model = new Model(path, nativeModel);
     const signal = options.signal;
     const onAbort = () => nativeModel.abortLoad();
@@ -118,7 +123,7 @@ export class Model {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    model.#info = toModelInfo(path, nativeModel.info());
+    model.#info = toModelInfo(path, nativeModel.info(), options.kvApplied);
     model.#gpuLayers = options.gpuLayers ?? 0;
     model.#useMmap = options.useMmap ?? true;
     return model;
@@ -214,5 +219,5 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await checkModelFile(abs);
   if (signal?.aborted) throw toAbortReason(signal);
   const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides, rpcServers });
-  return Model.load(abs, nativeModel, { onProgress, signal, gpuLayers, useMmap });
+  return Model.load(abs, nativeModel, { onProgress, signal, gpuLayers, useMmap, kvApplied: kvOverrides.map(formatKvOverride) });
 }
