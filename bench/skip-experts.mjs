@@ -74,4 +74,14 @@ export async function benchSkip({ threads = 2, nGen = 64, repetitions = 5, round
   return table;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await benchSkip();
+/** The table of docs/benchmarks.md. */
+export function skipTable(table) {
+  const out = ['| model | routing | k̄ | tg t/s (± sd) | × default | computing the dropped experts instead | skip / compute |', '|---|---|---:|---:|---:|---:|---:|'];
+  const base = new Map(table.filter((r) => r.routing === 'default').map((r) => [r.model, r.skip.avg_ts]));
+  for (const r of table) {
+    out.push(`| ${r.model} | ${r.routing} | ${r.k.toFixed(2)} | ${fmt(r.skip)} | ${(r.ofDefault ?? r.skip.avg_ts / base.get(r.model)).toFixed(2)} | ${r.all ? fmt(r.all) : ''} | ${r.ratio ? `× ${r.ratio.toFixed(2)}` : ''} |`);
+  }
+  return out.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(skipTable(await benchSkip()));

@@ -3,14 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <condition_variable>
-#include <exception>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "Context.h"
 #include "Model.h"
@@ -20,6 +15,7 @@
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
 #include "util/Args.h"
+#include "util/OneThread.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
@@ -108,62 +104,6 @@ std::string Backends() {
     return out.empty() ? "CPU" : out;
 }
 
-// Runs every benchmark on one thread for the life of the process. ggml's OpenMP build runs a graph on
-// the OpenMP team of the thread that calls it; libuv runs workers on any of its threads, and each new
-// calling thread gets a team of its own whose idle threads keep competing for the cores: on 2 cores,
-// tg fell to half from the second bench() call on (and stayed at llama-bench's speed with
-// UV_THREADPOOL_SIZE=1). One thread, one team, as in llama-bench's single main thread.
-class BenchThread {
-public:
-    static void Run(const std::function<void()> & job) {
-        static BenchThread * instance = new BenchThread();  // never destroyed: its thread waits until exit
-        instance->RunJob(job);
-    }
-
-private:
-    BenchThread() : thread_([this] { Loop(); }) { thread_.detach(); }
-
-    void RunJob(const std::function<void()> & job) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        idle_.wait(lock, [this] { return job_ == nullptr; });  // one benchmark at a time
-        job_ = &job;
-        error_ = nullptr;
-        done_ = false;
-        work_.notify_all();
-        finished_.wait(lock, [this] { return done_; });
-        std::exception_ptr error = error_;
-        job_ = nullptr;
-        idle_.notify_all();
-        if (error) std::rethrow_exception(error);
-    }
-
-    void Loop() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        for (;;) {
-            work_.wait(lock, [this] { return job_ != nullptr && !done_; });
-            const std::function<void()> * job = job_;
-            lock.unlock();
-            std::exception_ptr error;
-            try {
-                (*job)();
-            } catch (...) {
-                error = std::current_exception();
-            }
-            lock.lock();
-            error_ = error;
-            done_ = true;
-            finished_.notify_all();
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable work_, finished_, idle_;
-    const std::function<void()> * job_ = nullptr;
-    std::exception_ptr error_;
-    bool done_ = false;
-    std::thread thread_;
-};
-
 struct ThreadpoolDeleter {
     void operator()(ggml_threadpool * tp) const { ggml_threadpool_free(tp); }
 };
@@ -201,7 +141,12 @@ void BenchWorker::OnSettled() {
 }
 
 void BenchWorker::Run() {
-    BenchThread::Run([this] { Measure(); });
+    // ggml's OpenMP build runs a graph on the OpenMP team of the calling thread; libuv runs workers on
+    // any of its threads, and each new calling thread gets a team of its own whose idle threads keep
+    // competing for the cores (on 2 cores, tg fell to half from the second bench() call on; it stayed
+    // at llama-bench's speed with UV_THREADPOOL_SIZE=1). One thread, one team, as llama-bench has.
+    static OneThread & bench_thread = *new OneThread();  // never destroyed: its thread waits until exit
+    bench_thread.Run([this] { Measure(); });
 }
 
 void BenchWorker::Measure() {

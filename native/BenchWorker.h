@@ -42,7 +42,7 @@ protected:
 
 private:
     BenchWorker(Napi::Env env, Context * owner, BenchSpec spec, Napi::Value progress);
-    void Measure();  // on the one benchmark thread (see BenchThread in BenchWorker.cpp)
+    void Measure();  // on the one benchmark thread (see Run)
 
     Context * owner_;
     BenchSpec spec_;
