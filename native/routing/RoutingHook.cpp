@@ -178,8 +178,10 @@ ggml_tensor * mark_dropped(ggml_context * ctx, ggml_tensor * ids, ggml_tensor * 
     if (!l || l->ser_min <= 0 || l->ser_min >= weights->ne[1] || !can_mark_dropped()) return ids;
     const int64_t k = weights->ne[1];
     const int64_t n_tokens = weights->ne[2];
-    // the weights here are ≥ 0 (probabilities after the gating function); a dropped one is exactly 0
-    ggml_tensor * keep = ggml_step(ctx, ggml_reshape_2d(ctx, weights, k, n_tokens));       // [k, n_tokens]: 1 kept, 0 dropped
+    // the weights here are final (after the gating function, the model's normalization and the scales),
+    // exactly 0 where the rule dropped the expert; step(|w|) is 1 wherever w ≠ 0, whatever its sign
+    ggml_tensor * w = ggml_is_contiguous(weights) ? weights : ggml_cont(ctx, weights);
+    ggml_tensor * keep = ggml_step(ctx, ggml_abs(ctx, ggml_reshape_2d(ctx, w, k, n_tokens)));  // [k, n_tokens]: 1 kept, 0 dropped
     ggml_tensor * idf = ggml_scale_bias(ctx, ggml_cast(ctx, ids, GGML_TYPE_F32), 1.0f, 1.0f);  // id + 1 (exact in f32)
     ggml_tensor * marked = ggml_scale_bias(ctx, ggml_mul(ctx, idf, keep), 1.0f, -1.0f);      // id, or -1 where dropped
     marked = ggml_cast(ctx, marked, GGML_TYPE_I32);
