@@ -19,7 +19,7 @@
 import { createContextFor, type Context } from './context.js';
 import { fromNative, toAbortReason } from './errors.js';
 import { evaluate, inputTokens } from './evaluate.js';
-import type { Model } from './model.js';
+import { Model } from './model.js';
 import type { NativeBenchResult } from './native.js';
 import { defaultThreads } from './native.js';
 import { type ResolvedRouting, type Routing, formatPerLayer, maxExperts, resolveRouting, validateRoutingShape } from './routing.js';
@@ -222,6 +222,7 @@ function staticExperts(r: ResolvedRouting, model: Model): number {
 }
 
 export async function bench(model: Model, options: BenchOptions = {}): Promise<BenchResult> {
+  if (!(model instanceof Model)) throw new TypeError(expected('a Model (from loadModel())', 'bench() model', model));
   const o = optionsObject(options, 'bench options');
   checkOptionNames(o, BENCH_OPTIONS, 'bench()');
   const tests = validateTests(o.tests);

@@ -147,6 +147,7 @@ describe('bench: llama-bench output', () => {
   });
 
   test('options are validated before any work', async () => {
+    await assert.rejects(bench('model.gguf'), { name: 'TypeError', message: /Expected a Model/ });
     await assert.rejects(bench(model, { tests: [{ nPrompt: 0, nGen: 0 }] }), RangeError);
     await assert.rejects(bench(model, { repetition: 2 }), { name: 'TypeError', message: /Did you mean 'repetitions'/ });
     await assert.rejects(bench(model, { routings: [{ experts: 9 }] }), RangeError);
