@@ -8,10 +8,10 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 
 import { MoeEvalError, toAbortReason } from './errors.js';
-import { type EvaluateResult, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
-import { resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { readGgufInfo } from './gguf-info.js';
 import { quantTypeId, quantizeModel } from './quantize.js';
 import type { ReportData, ResultRow } from './report/types.js';
@@ -61,7 +61,7 @@ function scaleRuleOf(r: Routing): string {
   return typeof r.expertScale === 'string' ? r.expertScale : 'custom';
 }
 
-const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'cacheDir', 'routings', 'text', 'file', 'tokens', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'onEvent', 'signal'] as const;
+const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'cacheDir', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
 
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const o = optionsObject(options, 'compare options');

@@ -218,7 +218,8 @@ export interface NativeAddon {
   systemInfo(): string;
   /** llama.cpp's default thread count: physical cores (performance cores on a hybrid CPU). */
   defaultThreads(): number;
-  supportsGpuOffload(): boolean;
+  /** GPU devices in this build (0 for a CPU-only build). */
+  gpuDeviceCount(): number;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (p: number) => void): Promise<void>;
   readGgufInfo(path: string): Promise<NativeGgufInfo>;
