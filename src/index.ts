@@ -16,6 +16,16 @@ export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, ty
 export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';
 export { writeReport, type ReportData, type ResultRow } from './report/index.js';
 export { exportModel, type ExportOptions } from './export.js';
+export {
+  multipleChoice,
+  writeMultipleChoiceFile,
+  type TaskKind,
+  type MultipleChoiceOptions,
+  type MultipleChoiceResult,
+  type MultipleChoiceTaskResult,
+  type MultipleChoiceReference,
+  type MultipleChoiceProgress,
+} from './multiple-choice.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
 export { systemInfo } from './system.js';
