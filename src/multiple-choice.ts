@@ -183,16 +183,23 @@ async function scoreTasks(
   const kvSize = sizes.parallel * sizes.contextSize;
   const tokenize = (s: string) => model.tokenize(s);
   const prepared: PreparedTask[] = [];
-  for (const t of set.selected) {
+  // tokenized a window at a time (the tokenizer runs on libuv's threads); errors reported in task order
+  const WINDOW = 32;
+  for (let w = 0; w < set.selected.length; w += WINDOW) {
     if (signal?.aborted) throw toAbortReason(signal);
-    const p = await prepare(set, t, tokenize);
+    const window = set.selected.slice(w, w + WINDOW);
+    const settled = await Promise.allSettled(window.map((t) => prepare(set, t, tokenize)));
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+    prepared.push(...settled.map((s) => (s as PromiseFulfilledResult<PreparedTask>).value));
+  }
+  for (const p of prepared) {
+    const t = p.source;
     if (p.native.seqs.length > maxSequences) {
       throw new MoeEvalError('ERR_TASK_TOO_LONG', `${set.name}: ${where(t)} has ${p.native.seqs.length} answers; a decode holds ${maxSequences} sequences (raise parallel, llama-perplexity's -np, to at least ${p.native.seqs.length})`);
     }
     if (p.required > kvSize) {
       throw new MoeEvalError('ERR_TASK_TOO_LONG', `${set.name}: ${where(t)} needs ${p.required} tokens but the context holds ${kvSize} (parallel ${sizes.parallel} × contextSize ${sizes.contextSize}); llama-perplexity stops at such a task too`);
     }
-    prepared.push(p);
   }
   const ctx = await model.createContextWith(
     { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
