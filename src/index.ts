@@ -18,6 +18,7 @@ export { writeReport, type ReportData, type ResultRow } from './report/index.js'
 export { exportModel, type ExportOptions } from './export.js';
 export {
   multipleChoice,
+  compareAccuracy,
   writeMultipleChoiceFile,
   type TaskKind,
   type MultipleChoiceOptions,
@@ -25,6 +26,7 @@ export {
   type MultipleChoiceTaskResult,
   type MultipleChoiceReference,
   type MultipleChoiceProgress,
+  type AccuracyComparison,
 } from './multiple-choice.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';

@@ -73,15 +73,19 @@ export interface MultipleChoiceTaskResult {
   scores: number[];
 }
 
-export interface MultipleChoiceReference extends AccuracyStats {
-  routing: ResolvedRouting;
-  model: { path: string };
-  perTask: MultipleChoiceTaskResult[];
+/** A run compared with a reference run on the same tasks (compareAccuracy()). */
+export interface AccuracyComparison {
   flips: Flips;
   /** accuracy − reference accuracy, in percentage points. */
   difference: number;
   /** Exact two-sided McNemar test on the flips (the chance of a difference at least this large if both were equally accurate). */
   pValue: number;
+}
+
+export interface MultipleChoiceReference extends AccuracyStats, AccuracyComparison {
+  routing: ResolvedRouting;
+  model: { path: string };
+  perTask: MultipleChoiceTaskResult[];
 }
 
 export interface MultipleChoiceResult extends AccuracyStats {
@@ -302,19 +306,35 @@ export async function multipleChoice(target: Model | Context, options: MultipleC
     if (refModel && refRouting) {
       const rr = await scoreTasks(refModel, refRouting, set, sizes, 'reference', onProgress, signal);
       const refStats = accuracyStats(rr.perTask.filter((t) => t.correct).length, rr.perTask.length);
-      const f = flips(r.perTask, rr.perTask);
       result.reference = {
         ...refStats,
         routing: refRouting,
         model: { path: refModel.info.path },
         perTask: rr.perTask,
-        flips: f,
-        difference: stats.accuracy - refStats.accuracy,
-        pValue: mcnemarExact(f.rightToWrong, f.wrongToRight),
+        ...compareAccuracy(result, { ...refStats, perTask: rr.perTask }),
       };
     }
     return result;
   };
   // with a Context, the run takes its place in the context's queue (its routing as of this call)
   return target instanceof Context ? target.enqueue(go) : go();
+}
+
+/**
+ * Flips, accuracy difference and the exact McNemar p-value of `run` against `reference`: two results of
+ * multipleChoice() on the same tasks (same file, task kind and selection). For a sweep: score the
+ * reference once, then compare every point with it.
+ */
+export function compareAccuracy(
+  run: Pick<MultipleChoiceResult, 'accuracy' | 'perTask'>,
+  reference: Pick<MultipleChoiceResult, 'accuracy' | 'perTask'>,
+): AccuracyComparison {
+  const a = run?.perTask;
+  const b = reference?.perTask;
+  if (!Array.isArray(a) || !Array.isArray(b)) throw new TypeError(expected('two multipleChoice() results', 'compareAccuracy()', !Array.isArray(a) ? run : reference));
+  if (a.length !== b.length || a.some((t, i) => t.index !== b[i]!.index)) {
+    throw new TypeError(`Expected results on the same tasks for compareAccuracy() but received ${a.length} and ${b.length} tasks${a.length === b.length ? ' in another selection' : ''}`);
+  }
+  const f = flips(a, b);
+  return { flips: f, difference: run.accuracy - reference.accuracy, pValue: mcnemarExact(f.rightToWrong, f.wrongToRight) };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { MoeEvalError, loadModel, multipleChoice, writeMultipleChoiceFile } from '../dist/index.js';
+import { MoeEvalError, compareAccuracy, loadModel, multipleChoice, writeMultipleChoiceFile } from '../dist/index.js';
 import { makeTasks } from '../scripts/make-demo-tasks.mjs';
 import { dir, fixture, root } from './helpers/fixtures.mjs';
 import { rng } from './helpers/gguf-fuzz.mjs';
@@ -216,6 +216,9 @@ describe('multipleChoice() under a routing, with flips', () => {
     }
     const p = Math.min(1, (2 * Number(tail)) / 2 ** n);
     assert.ok(Math.abs(ref.pValue - p) < 1e-12 * Math.max(1, p), `${ref.pValue} vs ${p}`);
+    // the same comparison from two separate runs (what a sweep does with one reference run)
+    assert.deepEqual(compareAccuracy(r, base), { flips: ref.flips, difference: ref.difference, pValue: ref.pValue });
+    assert.throws(() => compareAccuracy(r, { accuracy: 1, perTask: base.perTask.slice(1) }), TypeError);
   });
 
   test('a reference Model or Context; a Context target runs with its routing', async () => {
