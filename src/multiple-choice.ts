@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { Context, resolveContextOptions } from './context.js';
+import { CONTEXT_OPTIONS, CONTEXT_SIZE_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, fromNative, toAbortReason } from './errors.js';
 import { Model } from './model.js';
 import { type BinaryTask, parseBinary, prepareBinary } from './multiple-choice/binary.js';
@@ -109,7 +109,7 @@ export interface MultipleChoiceResult extends AccuracyStats {
   reference?: MultipleChoiceReference;
 }
 
-const OPTIONS = ['task', 'file', 'text', 'data', 'tasks', 'routing', 'reference', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'parallel', 'onProgress', 'signal'] as const;
+const OPTIONS = ['task', 'file', 'text', 'data', 'tasks', 'reference', 'parallel', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
 const KINDS: readonly TaskKind[] = ['hellaswag', 'winogrande', 'multiple-choice'];
 
 type ParsedTask = HellaswagTask | WinograndeTask | BinaryTask;
@@ -256,7 +256,7 @@ export async function multipleChoice(target: Model | Context, options: MultipleC
   const onProgress = optionalFunction<(p: MultipleChoiceProgress) => void>(o.onProgress, 'onProgress');
   const parallel = Math.max(4, o.parallel === undefined ? 1 : integer(o.parallel, 'parallel', 1, 256));
   if (target instanceof Context) {
-    for (const k of ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const) {
+    for (const k of CONTEXT_SIZE_OPTIONS) {
       if (o[k] !== undefined && o[k] !== target.options[k]) {
         throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
       }
