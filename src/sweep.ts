@@ -12,6 +12,8 @@ import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './eva
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
 import { Model, loadModel } from './model.js';
 import { readKldBaseHeader } from './reference.js';
+import { compareAccuracy, multipleChoice } from './multiple-choice.js';
+import type { TaskKind } from './multiple-choice/common.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
@@ -47,6 +49,11 @@ export interface SweepOptions {
   reference?: 'default' | string;
   /** A routing profile from calibrate(), for points with expertScale 'calibrated'. */
   profile?: RoutingProfile;
+  /**
+   * Also task accuracy at every point (multipleChoice(): llama-perplexity's HellaSwag, Winogrande or
+   * multiple-choice score), with the answers that flipped against the model's own routing.
+   */
+  accuracy?: { task: TaskKind; file: string; tasks?: number };
   onPoint?: (row: SweepRow, done: number, total: number) => void;
   /** Chunks of the point under way (point 0: the reference's base, written first with `reference: 'default'`). */
   onProgress?: (p: { point: number; points: number; routing: string; chunksDone: number; chunksTotal: number }) => void;
@@ -67,6 +74,8 @@ export interface SweepRow {
   kldMean: number | null;
   kldUnc: number | null;
   sameTop: number | null;
+  /** With `accuracy`: percent correct, its ±, and the flips against the model's own routing (exact McNemar p). */
+  accuracy?: { accuracy: number; uncertainty: number; tasks: number; rightToWrong: number; wrongToRight: number; pValue: number };
   tokensPerSecond: number;
   /** CPU threads tokensPerSecond was measured with. */
   threads: number;
@@ -103,7 +112,7 @@ export function gridPoints(grid: SweepGrid): Routing[] {
   return points;
 }
 
-const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'] as const;
+const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'profile', 'accuracy', 'onPoint', 'onProgress', 'signal'] as const;
 
 /** A resolved routing's identity: two points with the same one evaluate the same graph. */
 function routingKey(r: ResolvedRouting): string {
@@ -124,6 +133,11 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   if (o.reference !== undefined && typeof o.reference !== 'string') throw new TypeError(expected("'default' or a base file path", 'reference', o.reference));
   resolveContextOptions(o, 'sweep'); // sizes checked before anything is loaded
+  const accuracy = o.accuracy === undefined ? undefined : optionsObject(o.accuracy, 'accuracy');
+  if (accuracy) {
+    checkOptionNames(accuracy, ['task', 'file', 'tasks'], 'sweep() accuracy');
+    nonEmptyString(accuracy.file, 'accuracy.file');
+  }
   if (signal?.aborted) throw toAbortReason(signal);
 
   const model = typeof target === 'string' ? await loadModel(target, signal ? { signal } : {}) : target;
@@ -152,7 +166,15 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       threads: o.threads as number | undefined,
       routing: info.expertCount > 0 ? { experts: Math.max(info.expertsUsed, ...points.flatMap((p) => p.resolved.experts)) } : {},
     });
-    const basis = { model: await modelFingerprint(model.path), text: tokensFingerprint(tokens), contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, chunks: chunks ?? null, reference: o.reference ?? null };
+    const basis = {
+      model: await modelFingerprint(model.path),
+      text: tokensFingerprint(tokens),
+      contextSize: ctx.options.contextSize,
+      batchSize: ctx.options.batchSize,
+      chunks: chunks ?? null,
+      reference: o.reference ?? null,
+      ...(accuracy ? { accuracy: { task: accuracy.task, file: resolve(accuracy.file as string), tasks: accuracy.tasks ?? null } } : {}),
+    };
     results = new ResultsFile<SweepRow>(out, { kind: 'sweep', basis });
 
     let reference: string | undefined;
@@ -173,6 +195,12 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       reference = resolve(o.reference);
     }
 
+    // task accuracy: the model's own routing once, then every point against it (same tasks, same settings)
+    const sizes = { contextSize: ctx.options.contextSize, threads: ctx.options.threads };
+    const score = (routing: Routing) =>
+      multipleChoice(model, { task: accuracy!.task as TaskKind, file: accuracy!.file as string, ...(accuracy!.tasks === undefined ? {} : { tasks: accuracy!.tasks as number }), routing, ...sizes, ...(signal ? { signal } : {}) });
+    const accuracyBase = accuracy && points.some((p) => !results!.get(p.key)) ? await score({}) : undefined;
+
     let resumed = 0;
     let evaluated = 0;
     const rows: SweepRow[] = [];
@@ -192,6 +220,11 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
         signal,
         onProgress: (p) => onProgress?.({ point: i + 1, points: points.length, routing: point.resolved.label, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
       });
+      const accuracyOf = async (routing: Routing): Promise<NonNullable<SweepRow['accuracy']>> => {
+        const a = await score(routing);
+        const c = compareAccuracy(a, accuracyBase!);
+        return { accuracy: a.accuracy, uncertainty: a.uncertainty, tasks: a.tasks, rightToWrong: c.flips.rightToWrong, wrongToRight: c.flips.wrongToRight, pValue: c.pValue };
+      };
       const row: SweepRow = {
         key: point.key,
         point: { ...point.routing, profile: undefined },
@@ -206,6 +239,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
         kldMean: r.kld?.kldMean ?? null,
         kldUnc: r.kld?.kldUnc ?? null,
         sameTop: r.kld?.sameTop ?? null,
+        ...(accuracyBase ? { accuracy: await accuracyOf(point.routing) } : {}),
         tokensPerSecond: r.tokensPerSecond,
         threads: r.threads,
         elapsedMs: r.elapsedMs,

@@ -126,6 +126,28 @@ describe('sweep() results files', () => {
   });
 });
 
+describe('sweep() with task accuracy', () => {
+  test('every point gets its accuracy and the flips against the default, equal to multipleChoice() alone', async () => {
+    const { loadModel, multipleChoice } = await import('../dist/index.js');
+    const demo = join(root, 'models', 'demo', 'moe-demo.gguf');
+    const tasks = join(root, 'models', 'demo', 'tasks', 'winogrande.csv');
+    const out = join(dir, 'sweep-acc.jsonl');
+    rmSync(out, { force: true });
+    const model = await loadModel(demo);
+    try {
+      const r = await sweep(model, { routings: [{}, { experts: 1 }], text: sampleText(), out, contextSize: 128, threads: 2, chunks: 2, accuracy: { task: 'winogrande', file: tasks, tasks: 30 } });
+      const [def, one] = r.rows;
+      assert.equal(def.accuracy.rightToWrong + def.accuracy.wrongToRight, 0);
+      const alone = await multipleChoice(model, { task: 'winogrande', file: tasks, tasks: 30, routing: { experts: 1 }, contextSize: 128, threads: 2, reference: {} });
+      assert.equal(one.accuracy.accuracy, alone.accuracy);
+      assert.equal(one.accuracy.rightToWrong, alone.reference.flips.rightToWrong);
+      assert.equal(one.accuracy.wrongToRight, alone.reference.flips.wrongToRight);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
 describe('sweep() abort', () => {
   test('a signal stops the sweep within the current point; the file holds only whole lines', async () => {
     const model = await fixture('llama');

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 
 import { formatKld, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
 import { sweep } from '../../sweep.js';
-import { contextFlags, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { contextFlags, intFlag, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { notice, progress } from '../progress.js';
@@ -16,6 +16,12 @@ export const builder = (y: Argv) =>
     .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results file (JSONL, created with its folder); rerunning with it resumes' })
     .option('kld', { type: 'boolean', default: false, describe: "KL-divergence against the model's own routing (its base is written once beside --out)" })
     .option('kl-divergence-base', { type: 'string', describe: 'KL-divergence against this base file instead' })
+    .option('hellaswag-file', { type: 'string', describe: "also HellaSwag accuracy at every point, with flips against the model's own routing" })
+    .option('winogrande-file', { type: 'string', describe: "also Winogrande accuracy at every point, with flips against the model's own routing" })
+    .option('multiple-choice-file', { type: 'string', describe: "also multiple-choice accuracy at every point, with flips against the model's own routing" })
+    .option('hellaswag-tasks', { type: 'string', describe: 'with --hellaswag-file: tasks (default 400)' })
+    .option('winogrande-tasks', { type: 'string', describe: 'with --winogrande-file: tasks (default all)' })
+    .option('multiple-choice-tasks', { type: 'string', describe: 'with --multiple-choice-file: tasks (default all)' })
     .example('$0 sweep -m model.gguf -f text.txt -o sweep.jsonl --experts 1 2 3 4 --expert-scale none seed-uniform uniform --kld', '12 points (11 evaluated: uniform at the trained count is the default), resumable')
     .example('$0 sweep -m model.gguf -f text.txt -o ser.jsonl --ser none 1,0.2 1,0.4 1,0.6 --kld', '-ser thresholds');
 
@@ -24,6 +30,12 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const routings = await routingGridFromArgs(a);
   const base = stringFlag(a, 'kl-divergence-base');
   if (base && a.kld) throw new TypeError('--kld and --kl-divergence-base both name a reference; give one');
+  const given = (['hellaswag', 'winogrande', 'multiple-choice'] as const).filter((t) => a[`${t}-file`] !== undefined);
+  if (given.length > 1) throw new TypeError(`--${given[0]}-file and --${given[1]}-file: give one task file`);
+  for (const t of ['hellaswag', 'winogrande', 'multiple-choice']) if (a[`${t}-tasks`] !== undefined && a[`${t}-file`] === undefined) throw new TypeError(`--${t}-tasks needs --${t}-file`);
+  const task = given[0];
+  const nTasks = task ? intFlag(a, `${task}-tasks`) : undefined;
+  const accuracy = task ? { task, file: stringFlag(a, `${task}-file`)!, ...(nTasks === undefined ? {} : { tasks: nTasks }) } : undefined;
   const model = await loadModelFromArgs(a, signal);
   const bar = progress('sweep', !a.json);
   try {
@@ -34,6 +46,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       routings,
       out: stringFlag(a, 'out')!,
       ...(base ? { reference: base } : a.kld ? { reference: 'default' } : {}),
+      ...(accuracy ? { accuracy } : {}),
       signal,
       onProgress: (p) => {
         bar.points(Math.max(0, p.point - 1), p.points, p.routing);
@@ -48,11 +61,19 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       return;
     }
     const withKld = r.rows.some((x) => x.kldMean !== null);
+    const withAcc = r.rows.some((x) => x.accuracy);
     const threads = [...new Set(r.rows.map((x) => x.threads))].join(',');
     process.stdout.write(
       table(
-        ['routing', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), `tokens/s (-t ${threads})`],
-        r.rows.map((x) => [x.routing, formatPerplexity(x.perplexity), formatStderr(x.stderr), ...(withKld ? [formatKld(x.kldMean), formatPercent(x.sameTop === null ? null : 100 * x.sameTop)] : []), formatTokensPerSecond(x.tokensPerSecond)]),
+        ['routing', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), ...(withAcc ? [`${task} accuracy`, 'right→wrong', 'wrong→right'] : []), `tokens/s (-t ${threads})`],
+        r.rows.map((x) => [
+          x.routing,
+          formatPerplexity(x.perplexity),
+          formatStderr(x.stderr),
+          ...(withKld ? [formatKld(x.kldMean), formatPercent(x.sameTop === null ? null : 100 * x.sameTop)] : []),
+          ...(withAcc ? (x.accuracy ? [formatPercent(x.accuracy.accuracy), x.accuracy.rightToWrong, x.accuracy.wrongToRight] : ['-', '-', '-']) : []),
+          formatTokensPerSecond(x.tokensPerSecond),
+        ]),
       ) + '\n',
     );
     process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}\n`);
