@@ -12,7 +12,7 @@ import { MoeEvalError, evaluate, loadModel } from '../dist/index.js';
 import { ARCHS, fixture, root, sampleText } from './helpers/fixtures.mjs';
 import { layout, rng } from './helpers/gguf-fuzz.mjs';
 
-const CASES = Number(process.env.MOE_EVAL_KV_FUZZ_CASES ?? 600);
+const CASES = Number(process.env.MOE_EVAL_KV_FUZZ_CASES ?? 1200);
 const SEED = Number(process.env.MOE_EVAL_KV_FUZZ_SEED ?? 20261129);
 const FUZZ_ARCHS = ['llama', 'qwen2moe', 'deepseek2', 'gpt-oss', 'qwen3moe', 'olmoe', 'granitemoe'];
 // what a load may end in besides success, and what using a loaded model may end in
@@ -146,6 +146,76 @@ if (process.env.MOE_EVAL_KV_FUZZ_CHILD) {
       p.stderr.on('data', (d) => (stderr += d));
       p.on('close', (code, signal) => resolveRun({ lines: stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)), code, signal, stderr }));
     });
+  }
+
+  describe('kvOverrides', () => {
+    /** The error loadModel() rejects with (the test fails if it resolves). */
+    async function refusal(kvOverrides, name = 'llama') {
+      const path = await fixture(name);
+      try {
+        const m = await loadModel(path, { kvOverrides });
+        await m.dispose();
+      } catch (e) {
+        return e;
+      }
+      assert.fail(`loaded with ${JSON.stringify(kvOverrides)}`);
+    }
+
+    test("the issue's examples: expert_used_count 99 and 0 are refused, the process lives on", async () => {
+      const e99 = await refusal([{ key: 'llama.expert_used_count', type: 'int', value: 99 }]);
+      assert.ok(e99 instanceof RangeError);
+      assert.equal(e99.code, 'ERR_KV_OVERRIDE');
+      assert.equal(e99.message, "kvOverrides 'llama.expert_used_count=int:99': expected an integer in [1, 8] (the model has 8 experts) but received 99");
+      const e0 = await refusal(['llama.expert_used_count=int:0']);
+      assert.ok(e0 instanceof RangeError);
+      assert.equal(e0.code, 'ERR_KV_OVERRIDE');
+      assert.match(e0.message, /expected an integer in \[1, 8\] .* but received 0$/);
+      // a count that contradicts the file's other counts names the override that does
+      assert.match((await refusal(['llama.expert_count=int:1'])).message, /'llama.expert_count=int:1': expected 8, the file's value/);
+      assert.match((await refusal(['deepseek2.expert_group_used_count=int:4'], 'deepseek2')).message, /expected an integer in \[1, 3\] \(the model has 4 expert groups\) but received 4/);
+      assert.match((await refusal(['deepseek2.expert_group_count=int:3'], 'deepseek2')).message, /expected a divisor of the expert count \(the model has 8 experts\) but received 3/);
+    });
+
+    test('a type the key does not have, a key llama.cpp does not read, an array, a key given twice', async () => {
+      for (const [kv, message] of [
+        ['llama.expert_used_count=str:x', "kvOverrides 'llama.expert_used_count=str:x': expected type int (llama.expert_used_count is stored as u32 in this file) but received str"],
+        ['llama.expert_used_count=float:2.5', /expected type int .* but received float$/],
+        ['llama.rope.freq_base=int:5', /expected type float \(llama.rope.freq_base is stored as f32 in this file\) but received int$/],
+        ['llama.foo=int:3', "kvOverrides 'llama.foo=int:3': llama.cpp does not read this key for a llama model"],
+        ['qwen2moe.expert_count=int:8', /llama.cpp does not read this key for a llama model$/],
+        // read by llama.cpp, absent from the file: llama.cpp's own type check decides (its warning becomes the refusal)
+        ['llama.expert_group_count=str:x', /expected type uint32_t|expected type int/],
+        ['llama.expert_used_count=int:4294967298', /expected an integer in \[0, 4294967295\]/],
+        ['llama.attention.layer_norm_rms_epsilon=float:-1', /expected a number >= 0/],
+        ['llama.rope.scaling.type=str:sideways', /expected none, linear, yarn or longrope/],
+        ['llama.attention.head_count_kv=int:4', /expected 2, the file's value/],
+        ['general.architecture=str:qwen2moe', /expected str:llama/],
+      ]) {
+        const e = await refusal([kv]);
+        assert.ok(e instanceof RangeError, `${kv}: ${e}`);
+        assert.equal(e.code, 'ERR_KV_OVERRIDE', `${kv}: ${e.message}`);
+        if (typeof message === 'string') assert.equal(e.message, message);
+        else assert.match(e.message, message, kv);
+      }
+      const arrays = await fileArrayKey();
+      if (arrays) assert.match((await refusal([`${arrays}=int:1`])).message, /is an array of \d+ in this file/);
+      await assert.rejects(loadModel(await fixture('llama'), { kvOverrides: ['llama.expert_used_count=int:3', 'llama.expert_used_count=int:4'] }),
+        { name: 'RangeError', message: /Expected each key at most once for kvOverrides but received .llama.expert_used_count./ });
+    });
+
+    test('a valid override takes effect', async () => {
+      const m = await loadModel(await fixture('llama'), { kvOverrides: ['llama.expert_used_count=int:3', 'general.name=str:renamed'] });
+      assert.equal(m.info.expertsUsed, 3);
+      assert.ok(m.info.moeLayers.every((l) => l.expertsUsed === 3));
+      await m.dispose();
+    });
+  });
+
+  /** A key the llama fixture stores as an array (the model saver writes some), if any. */
+  async function fileArrayKey() {
+    const buf = readFileSync(await fixture('llama'));
+    const kv = layout(buf).kvs.find(({ type, keyAt }) => type === 9 && buf.toString('utf8', keyAt + 8, keyAt + 8 + Number(buf.readBigUInt64LE(keyAt))).startsWith('llama.'));
+    return kv && buf.toString('utf8', kv.keyAt + 8, kv.keyAt + 8 + Number(buf.readBigUInt64LE(kv.keyAt)));
   }
 
   describe('kvOverrides fuzz', () => {
