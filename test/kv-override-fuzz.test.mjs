@@ -190,6 +190,7 @@ if (process.env.MOE_EVAL_KV_FUZZ_CHILD) {
         ['llama.rope.scaling.type=str:sideways', /expected none, linear, yarn or longrope/],
         ['llama.attention.head_count_kv=int:4', /expected 2, the file's value/],
         ['general.architecture=str:qwen2moe', /expected str:llama/],
+        ['tokenizer.ggml.model=str:bert', /expected 'llama' \(the tokenizer the file's vocabulary was built for\) or 'no_vocab' but received 'bert'/],
       ]) {
         const e = await refusal([kv]);
         assert.ok(e instanceof RangeError, `${kv}: ${e}`);

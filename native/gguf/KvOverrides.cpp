@@ -207,6 +207,15 @@ void KvOverrides::Check(const gguf_context * g) {
                 refuse(ov, "expected none, linear, yarn or longrope (llama.cpp's rope scaling types) but received '" + v + "'");
             }
         }
+        if (key == "tokenizer.ggml.model" && ov.tag == LLAMA_KV_OVERRIDE_TYPE_STR) {
+            // a vocabulary read as another tokenizer's reaches llama-vocab.cpp's aborts (token_to_byte on a WPM vocabulary)
+            const int64_t k = gguf_find_key(g, ov.key);
+            const std::string own = k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING ? gguf_get_val_str(g, k) : "";
+            const std::string v = ov.val_str;
+            if (v != own && v != "no_vocab" && v != "none") {
+                refuse(ov, "expected '" + own + "' (the tokenizer the file's vocabulary was built for) or 'no_vocab' but received '" + v + "'");
+            }
+        }
         if (suffix == "expert_gating_func" && ov.tag == LLAMA_KV_OVERRIDE_TYPE_INT && (ov.val_i64 < 1 || ov.val_i64 > 4)) {
             refuse(ov, "expected 1 (softmax), 2 (sigmoid), 3 (softmax over the chosen experts) or 4 (sqrt-softplus) but received " + std::to_string(ov.val_i64));
         }
