@@ -44,6 +44,7 @@ public:
     // (setRouting(null), used by the test that default routing is bit-identical to no hook at all).
     const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
+    ComputedExperts & computed_experts() { return computed_; }
     bool busy() const { return busy_; }
 
     // Called by workers on the JS thread.
@@ -57,6 +58,7 @@ private:
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
+    Napi::Value Bench(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
     Napi::Value Memory(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
@@ -69,6 +71,7 @@ private:
     ContextOptions options_;
     llama_context * ctx_ = nullptr;
     Routing routing_;
+    ComputedExperts computed_;  // counted by graphs built under routing_ (vendor/patches/0004)
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
     std::atomic<bool> abort_{false};
