@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "gguf.h"
+#include "llama-hparams.h"  // LLAMA_MAX_LAYERS, LLAMA_MAX_EXPERTS
 
 #include "util/NativeError.h"
 
@@ -16,9 +17,8 @@ namespace moe_eval {
 
 namespace {
 
-// llama-hparams.h
-constexpr int64_t kMaxLayers = 512;    // LLAMA_MAX_LAYERS
-constexpr int64_t kMaxExperts = 1024;  // LLAMA_MAX_EXPERTS
+constexpr int64_t kMaxLayers = LLAMA_MAX_LAYERS;
+constexpr int64_t kMaxExperts = LLAMA_MAX_EXPERTS;
 
 const char * TagName(llama_model_kv_override_type tag) {
     switch (tag) {
