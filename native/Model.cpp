@@ -9,6 +9,7 @@
 #include "gguf.h"
 
 #include "Log.h"
+#include "gguf/KvOverrides.h"
 #include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
 #include "util/Args.h"
 #include "util/NativeError.h"
@@ -65,7 +66,8 @@ protected:
         };
         params.progress_callback_user_data = this;
 
-        Preflight(o.path);
+        KvOverrides kv(o.kv_overrides);
+        Preflight(o.path, kv);
         // layers on ggml RPC servers: their devices, in the order given (llama.cpp's --rpc)
         std::vector<ggml_backend_dev_t> devices;
         for (const std::string & endpoint : o.rpc_servers) {
@@ -82,7 +84,19 @@ protected:
             params.devices = devices.data();
         }
         ClearLastLogError();
-        llama_model * model = llama_model_load_from_file(o.path.c_str(), params);
+        llama_model * model = nullptr;
+        {
+            const auto watch = kv.Watch();
+            model = llama_model_load_from_file(o.path.c_str(), params);
+        }
+        if (model != nullptr) {
+            try {
+                kv.CheckApplied(MetaString(model, "general.architecture"));
+            } catch (...) {
+                llama_model_free(model);
+                throw;
+            }
+        }
         if (model == nullptr) {
             if (owner_->abort_load_.load()) throw NativeError("ABORT_ERR", "model loading was aborted");
             const std::string why = LastLogError();
@@ -111,8 +125,11 @@ protected:
 
 private:
     // Checks that keep llama.cpp away from its asserts (which abort the process): the file must parse
-    // with ggml's reference GGUF reader, and the vocabulary must not repeat a token.
-    static void Preflight(const std::string & path) {
+    // with ggml's reference GGUF reader, the kvOverrides must fit the file (native/gguf/KvOverrides.cpp),
+    // and a vocabulary llama.cpp builds a tokenizer from must not repeat a token (llama-vocab.cpp asserts
+    // id_to_token.size() == token_to_id.size()). A "no_vocab" model's token strings are never read:
+    // llama.cpp's own tests/test-llama-archs.cpp writes them all empty.
+    static void Preflight(const std::string & path, KvOverrides & kv) {
         ClearLastLogError();
         gguf_init_params gp = {/*no_alloc =*/true, /*ctx =*/nullptr};
         gguf_context * g = gguf_init_from_file(path.c_str(), gp);
@@ -121,14 +138,27 @@ private:
             throw NativeError("ERR_GGUF", "not a valid GGUF file: " + path + (why.empty() ? "" : " (" + why + ")"));
         }
         std::string problem;
-        const int64_t k = gguf_find_key(g, "tokenizer.ggml.tokens");
-        if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_ARRAY && gguf_get_arr_type(g, k) == GGUF_TYPE_STRING) {
-            const size_t n = gguf_get_arr_n(g, k);
-            std::unordered_set<std::string> seen;
-            seen.reserve(n);
-            for (size_t i = 0; i < n && problem.empty(); ++i) {
-                if (!seen.insert(gguf_get_arr_str(g, k, i)).second) problem = "the vocabulary repeats token " + std::to_string(i);
+        try {
+            kv.Check(g);
+            const std::string tokenizer = kv.EffectiveString(g, "tokenizer.ggml.model");
+            const int64_t k = gguf_find_key(g, "tokenizer.ggml.tokens");
+            if (tokenizer != "no_vocab" && tokenizer != "none" && k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_ARRAY &&
+                gguf_get_arr_type(g, k) == GGUF_TYPE_STRING) {
+                const size_t n = gguf_get_arr_n(g, k);
+                std::unordered_set<std::string> seen;
+                seen.reserve(n);
+                for (size_t i = 0; i < n && problem.empty(); ++i) {
+                    std::string word = gguf_get_arr_str(g, k, i);
+                    if (word.empty()) word = "[EMPTY_" + std::to_string(i) + "]";  // llama-vocab.cpp's name for an empty token
+                    if (!seen.insert(word).second) {
+                        problem = "the vocabulary (tokenizer.ggml.model \"" + tokenizer + "\") repeats token " + std::to_string(i) +
+                                  " (llama.cpp aborts on a repeated token string)";
+                    }
+                }
             }
+        } catch (...) {
+            gguf_free(g);
+            throw;
         }
         gguf_free(g);
         if (!problem.empty()) throw NativeError("ERR_GGUF", path + ": " + problem);
@@ -313,7 +343,8 @@ protected:
     void Run() override {
         const llama_vocab * vocab = llama_model_get_vocab(owner_->model());
         if (llama_vocab_type(vocab) == LLAMA_VOCAB_TYPE_NONE) {
-            throw NativeError("ERR_NO_TOKENIZER", "the model has no tokenizer (tokenizer.ggml.model is \"no_vocab\")");
+            throw NativeError("ERR_NO_TOKENIZER", "the model has no tokenizer (tokenizer.ggml.model is \"" + MetaString(owner_->model(), "tokenizer.ggml.model") +
+                                                      "\"): pass tokens instead of text");
         }
         if (text_.size() > (size_t) INT32_MAX / 2) throw NativeError("ERR_INVALID_ARG", "text too long to tokenize");
         if (add_special_ && ((llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) == LLAMA_TOKEN_NULL) ||

@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_TASK_TOO_LONG'
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'
+  | 'ERR_KV_OVERRIDE'
   | 'ERR_NATIVE'
   | 'ERR_NOT_IMPLEMENTED'
   | 'ABORT_ERR';
@@ -52,6 +53,8 @@ export function fromNative(err: unknown, signal?: AbortSignal): Error {
     const code = (err as Error & { code?: string }).code;
     if (code === 'ABORT_ERR' && signal?.aborted) return toAbortReason(signal);
     if (code === 'ERR_DISPOSED') return new DisposedError('the object');
+    // a kvOverrides entry the model cannot take: a usage error, checked natively against the file
+    if (code === 'ERR_KV_OVERRIDE') return Object.assign(new RangeError(err.message), { code });
     if (typeof code === 'string') return new MoeEvalError(code as ErrorCode, err.message, { cause: err });
     return new MoeEvalError('ERR_NATIVE', err.message, { cause: err });
   }

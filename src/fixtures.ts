@@ -8,18 +8,24 @@ import { join, resolve } from 'node:path';
 
 import { fromNative } from './errors.js';
 import { type NativeRandomModelSpec, native, packageRoot } from './native.js';
-import { checkOptionNames, nonEmptyString, optionsObject } from './validate.js';
+import { checkOptionNames, expected, integer, nonEmptyString, optionsObject } from './validate.js';
 
 export type RandomModelSpec = Omit<NativeRandomModelSpec, 'vocabFile' | 'gating'> & {
   /** A GGUF to take the tokenizer from. Default: llama.cpp's models/ggml-vocab-llama-spm.gguf (32,000 tokens). */
   vocabFile?: string;
   gating?: 'softmax' | 'sigmoid' | 'softmax-over-chosen';
+  /**
+   * A model without a tokenizer (tokenizer.ggml.model "no_vocab") of this many tokens, written the way
+   * llama.cpp's tests/test-llama-archs.cpp writes its models (every token string empty). It is evaluated
+   * from tokens; vocabFile must not be given.
+   */
+  noVocab?: number;
 };
 
 const SPEC_KEYS = [
   'arch', 'vocabFile', 'layers', 'embeddingLength', 'heads', 'headsKv', 'feedForwardLength', 'expertCount', 'expertsUsed',
   'sharedExperts', 'expertGroups', 'expertGroupsUsed', 'denseLeadingLayers', 'contextLength', 'seed', 'gating',
-  'renormalize', 'expertWeightsScale', 'routerStd',
+  'renormalize', 'expertWeightsScale', 'routerStd', 'noVocab',
 ] as const;
 
 const GATING = { softmax: 1, sigmoid: 2, 'softmax-over-chosen': 3 } as const;
@@ -34,13 +40,19 @@ export async function createRandomModel(path: string, spec: RandomModelSpec): Pr
   const o = optionsObject(spec, 'createRandomModel spec');
   checkOptionNames(o, SPEC_KEYS, 'createRandomModel()');
   nonEmptyString(o.arch, 'spec.arch');
-  const vocabFile = (o.vocabFile as string | undefined) ?? defaultVocabFile();
-  if (!existsSync(vocabFile)) throw new TypeError(`Expected an existing GGUF vocab file for spec.vocabFile but ${vocabFile} does not exist`);
+  const noVocab = o.noVocab === undefined ? undefined : integer(o.noVocab, 'spec.noVocab', 1, 2 ** 31 - 1);
+  if (noVocab !== undefined && o.vocabFile !== undefined) throw new TypeError(expected('no vocabFile with noVocab', 'spec.vocabFile', o.vocabFile));
+  const vocabFile = noVocab !== undefined ? undefined : ((o.vocabFile as string | undefined) ?? defaultVocabFile());
+  if (vocabFile !== undefined && !existsSync(vocabFile)) throw new TypeError(`Expected an existing GGUF vocab file for spec.vocabFile but ${vocabFile} does not exist`);
   const gating = o.gating === undefined ? undefined : GATING[o.gating as keyof typeof GATING];
   if (o.gating !== undefined && gating === undefined) throw new TypeError(`Expected 'softmax', 'sigmoid' or 'softmax-over-chosen' for spec.gating but received ${String(o.gating)}`);
   const out = resolve(path);
   try {
-    await native().createRandomModel(out, { ...(o as unknown as NativeRandomModelSpec), vocabFile, ...(gating === undefined ? {} : { gating }) });
+    await native().createRandomModel(out, {
+      ...(o as unknown as NativeRandomModelSpec),
+      ...(vocabFile === undefined ? {} : { vocabFile }),
+      ...(gating === undefined ? {} : { gating }),
+    });
   } catch (e) {
     throw fromNative(e);
   }

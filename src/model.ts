@@ -214,6 +214,9 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const signal = optionalSignal(o.signal, 'signal');
   if (o.kvOverrides !== undefined && !Array.isArray(o.kvOverrides)) throw new TypeError(expected('an array', 'kvOverrides', o.kvOverrides));
   const kvOverrides = ((o.kvOverrides as unknown[] | undefined) ?? []).map(validateKv);
+  // llama.cpp keeps the first override of a key and silently drops the others
+  const twice = kvOverrides.find((kv, i) => kvOverrides.findIndex((other) => other.key === kv.key) !== i);
+  if (twice) throw new RangeError(expected('each key at most once', 'kvOverrides', twice.key));
   if (signal?.aborted) throw toAbortReason(signal);
   const abs = resolve(path);
   await checkModelFile(abs);

@@ -190,7 +190,8 @@ export interface ContextMemory {
 
 export interface NativeRandomModelSpec {
   arch: string;
-  vocabFile: string;
+  vocabFile?: string;
+  noVocab?: number;
   layers?: number;
   embeddingLength?: number;
   heads?: number;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { MoeEvalError, createRandomModel, defaultVocabFile, evaluate, loadModel } from '../dist/index.js';
-import { dir, fixture, sampleText } from './helpers/fixtures.mjs';
+import { ARCHS, dir, fixture, sampleText } from './helpers/fixtures.mjs';
 import { mutate } from './helpers/gguf-fuzz.mjs';
 
 const CASES = Number(process.env.MOE_EVAL_FUZZ_CASES ?? 2000);
@@ -64,6 +64,45 @@ describe('hostile GGUF files', () => {
     const m = await loadModel(path + '.nv');
     await assert.rejects(m.tokenize('hello'), { code: 'ERR_NO_TOKENIZER' });
     await assert.rejects(evaluate(m, { text: sampleText(), contextSize: 64, threads: 2 }), { code: 'ERR_NO_TOKENIZER' });
+    await m.dispose();
+  });
+
+  test("a model written like llama.cpp's tests/test-llama-archs.cpp (no_vocab, every token string empty) loads and evaluates from tokens", async () => {
+    const path = join(dir, 'test-llama-archs-style.gguf');
+    await createRandomModel(path, { ...ARCHS.llama, noVocab: 128, seed: 3 });
+    const m = await loadModel(path);
+    assert.equal(m.info.vocabSize, 128);
+    await assert.rejects(m.tokenize('hello'), {
+      code: 'ERR_NO_TOKENIZER',
+      message: 'the model has no tokenizer (tokenizer.ggml.model is "no_vocab"): pass tokens instead of text',
+    });
+    await assert.rejects(evaluate(m, { text: sampleText(), contextSize: 32, threads: 2 }), { code: 'ERR_NO_TOKENIZER' });
+    // perplexity from the logits in double precision, as llama-perplexity scores (second half of each chunk;
+    // no BOS: a no_vocab model has none)
+    const contextSize = 32;
+    const chunks = 3;
+    let s = 12345;
+    const tokens = Int32Array.from({ length: contextSize * chunks }, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % 128);
+    const r = await evaluate(m, { tokens, contextSize, batchSize: contextSize, threads: 2, chunks });
+    const ctx = await m.createContext({ contextSize, batchSize: contextSize, threads: 2 });
+    let nll = 0;
+    let count = 0;
+    for (let c = 0; c < chunks; c++) {
+      const chunk = tokens.subarray(c * contextSize, (c + 1) * contextSize);
+      const logits = await ctx.logits(chunk);
+      for (let j = contextSize / 2; j < contextSize - 1; j++) {
+        const row = logits.subarray(j * 128, (j + 1) * 128);
+        let max = -Infinity;
+        for (const x of row) max = Math.max(max, x);
+        let sum = 0;
+        for (const x of row) sum += Math.exp(x - max);
+        nll += max + Math.log(sum) - row[chunk[j + 1]];
+        count++;
+      }
+    }
+    await ctx.dispose();
+    const reference = Math.exp(nll / count);
+    assert.ok(Math.abs(r.perplexity / reference - 1) < 1e-6, `perplexity ${r.perplexity}, from the logits ${reference}`);
     await m.dispose();
   });
 
