@@ -8,6 +8,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "llama-context.h"
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
 #include "util/File.h"
@@ -162,6 +163,7 @@ void EvaluateWorker::OnSettled() {
 }
 
 void EvaluateWorker::Run() {
+    owner_->expert_counter().Reset();
     llama_context * ctx = owner_->ctx();
     const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
     const int n_vocab = llama_vocab_n_tokens(vocab);
@@ -262,6 +264,7 @@ void EvaluateWorker::Run() {
             }
 
             ScopedRouting routing(owner_->hook_routing());
+            ScopedExpertCounter counter(&owner_->expert_counter(), ctx->get_sched());
             DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
                 check_rpc();
                 const auto t_score = std::chrono::steady_clock::now();
@@ -303,6 +306,7 @@ void EvaluateWorker::Run() {
         throw;
     }
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
+    experts_per_layer_ = owner_->expert_counter().Means();
 }
 
 Napi::Value EvaluateWorker::Result(Napi::Env env) {
@@ -314,6 +318,9 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
     o.Set("count", (double) total_.count);
     o.Set("chunkCount", n_chunk_);
     o.Set("tokensDecoded", (double) tokens_decoded_);
+    Napi::Array per_layer = Napi::Array::New(env, experts_per_layer_.size());
+    for (size_t i = 0; i < experts_per_layer_.size(); ++i) per_layer.Set(i, experts_per_layer_[i]);
+    o.Set("expertsPerLayer", per_layer);
     o.Set("elapsedMs", elapsed_ms_);
     o.Set("scoringMs", scoring_ms_);
     Napi::Array chunks = Napi::Array::New(env, chunks_.size());
