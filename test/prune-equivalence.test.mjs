@@ -148,3 +148,39 @@ describe('expert groups under a mask (deepseek2, 16 experts in 4 groups of 4, 2 
     await assert.rejects(exportModel(model, join(dir, 'ds16-bad.gguf'), { routing: { maskExperts: [0, 1, 4] } }), /groups of one size/);
   });
 });
+
+describe('masks on quantized files, k̄ across ubatches', () => {
+  let model;
+  after(async () => model?.dispose());
+
+  test('a q8_0 file: the masked experts are cut as whole blocks (no requantization), logits equal the runtime mask', async () => {
+    const { quantizeModel } = await import('../dist/index.js');
+    const q = join(dir, 'llama-q8.gguf');
+    await quantizeModel(await fixture('llama'), q, { type: 'q8_0', threads: 2 });
+    model = await loadModel(q);
+    const out = join(dir, 'llama-q8-m.gguf');
+    await exportModel(model, out, { routing: { maskExperts: [0, 5] } });
+    const m = await loadModel(out);
+    try {
+      assert.ok(sameBits(await logitsOf(model, { maskExperts: [0, 5] }), await logitsOf(m, undefined)), 'q8_0: runtime mask and pruned file differ');
+    } finally {
+      await m.dispose();
+    }
+    // q8_0: 34 bytes per 32 weights; 2 of 8 experts' gate, up and down in each of the 2 layers
+    const share = 2 * 2 * 3 * 64 * 64 * (34 / 32);
+    const shrink = statSync(q).size - statSync(out).size;
+    assert.ok(shrink >= share && shrink <= share * 1.05 + 4096, `file shrank by ${shrink} bytes, the experts' share is ${share}`);
+  });
+
+  // Other ubatch sizes change the float rounding of the matmuls a little, so a token whose cumulative
+  // probability sits at p can flip: the two counts agree to a few tokens, not bit for bit.
+  test('k̄ is counted per ubatch: ubatches of 16 tokens count what one of 128 counts; -ser t=1 keeps one expert', async () => {
+    const routing = { topP: 0.8, experts: 5 };
+    const run = (ubatchSize) => evaluate(model, { text: sampleText(), contextSize: 128, batchSize: 128, ubatchSize, chunks: 2, threads: 2, routing });
+    const whole = (await run(128)).expertsPerToken;
+    const split = (await run(16)).expertsPerToken;
+    assert.ok(whole.mean > 1 && whole.mean < 5);
+    for (let i = 0; i < whole.perLayer.length; i++) assert.ok(Math.abs(whole.perLayer[i] - split.perLayer[i]) < 0.03, `layer ${i}: ${whole.perLayer[i]} vs ${split.perLayer[i]}`);
+    assert.equal((await kbar(model, { minWeightRatio: 1, experts: 4 })).mean, 1);
+  });
+});
