@@ -5,12 +5,15 @@
  * differs per layer), maskExperts removes the masked experts from the file (every per-expert tensor
  * sliced along its expert dimension, router rows and biases included, <arch>.expert_count updated:
  * the file is physically smaller and gives the logits of the runtime mask). The -ser threshold and
- * top-p have no GGUF form and are refused.
+ * top-p have no GGUF form and are refused. Metadata overrides the model was loaded with (kvOverrides)
+ * are written into the new file, so it loads as the model did.
  */
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { fromNative } from './errors.js';
-import type { Model } from './model.js';
+import { type Model, parseKvOverride } from './model.js';
+import { readGgufInfo } from './gguf-info.js';
 import { native } from './native.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { checkOptionNames, nonEmptyString, optionalFunction, optionsObject } from './validate.js';
@@ -32,7 +35,18 @@ export async function exportModel(model: Model, outPath: string, options: Export
   const out = resolve(outPath);
   if (out === resolve(model.path)) throw new TypeError('exportModel() must write a new file, not the model it reads');
 
-  const kv: { key: string; type: 'u32' | 'u32[]'; value: number | number[] }[] = [];
+  // the model as it was loaded: its --override-kv values are written into the new file
+  const kv: { key: string; type: 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u32[]'; value: number | number[] | boolean | string }[] = [];
+  if (info.kvOverrides.length) {
+    const file = await readGgufInfo(model.path);
+    for (const spec of info.kvOverrides) {
+      const o = parseKvOverride(spec);
+      const had = file.kv[o.key]?.type;
+      if (o.type === 'int') kv.push({ key: o.key, type: had === 'i32' || (had === undefined && (o.value as number) < 0) ? 'i32' : 'u32', value: o.value as number });
+      else if (o.type === 'float') kv.push({ key: o.key, type: 'f32', value: o.value as number });
+      else kv.push({ key: o.key, type: o.type, value: o.value });
+    }
+  }
   if (r.experts.length && !r.experts.every((e) => e === info.expertsUsed)) {
     const moe = info.moeLayers.map((f) => r.experts[f.layer]!);
     if (!moe.every((e) => e === moe[0])) {
@@ -40,9 +54,16 @@ export async function exportModel(model: Model, outPath: string, options: Export
       // first layer's count and llama.cpp then aborts: no file can carry this routing safely.
       throw new TypeError(`Per-layer expert counts (${moe.join(',')}) have no portable GGUF form; export one count for all layers`);
     }
-    kv.push({ key: `${info.architecture}.expert_used_count`, type: 'u32', value: moe[0]! });
+    const key = `${info.architecture}.expert_used_count`;
+    kv.splice(0, kv.length, ...kv.filter((e) => e.key !== key)); // the routing's count replaces an override's
+    kv.push({ key, type: 'u32', value: moe[0]! });
   }
-  const removeExperts = expertRemoval(r, info, kv);
+  const removal = expertRemoval(r, info);
+  const removeExperts = removal?.tensors;
+  for (const e of removal?.kv ?? []) {
+    kv.splice(0, kv.length, ...kv.filter((x) => x.key !== e.key)); // the file's new counts replace an override's
+    kv.push(e);
+  }
   const scale: { name: string; factor: number; optional: boolean }[] = [];
   for (const f of info.moeLayers) {
     const il = f.layer;
@@ -57,6 +78,7 @@ export async function exportModel(model: Model, outPath: string, options: Export
       scale.push({ name: `blk.${il}.ffn_gate_inp.bias`, factor: gs, optional: true });
     }
   }
+  await mkdir(dirname(out), { recursive: true });
   try {
     await native().rewriteGguf(model.path, out, { kv, scale, ...(removeExperts ? { removeExperts } : {}) }, onProgress);
   } catch (e) {
@@ -76,8 +98,8 @@ export async function exportModel(model: Model, outPath: string, options: Export
 function expertRemoval(
   r: ResolvedRouting,
   info: Model['info'],
-  kv: { key: string; type: 'u32' | 'u32[]'; value: number | number[] }[],
-): { expertCount: number; layers: { layer: number; ids: number[] }[] } | null {
+): { tensors: { expertCount: number; layers: { layer: number; ids: number[] }[] }; kv: { key: string; type: 'u32'; value: number }[] } | null {
+  const kv: { key: string; type: 'u32'; value: number }[] = [];
   const layers = info.moeLayers.map((f) => ({ layer: f.layer, ids: r.maskExperts[f.layer] ?? [] }));
   if (!layers.some((l) => l.ids.length > 0)) return null;
   const counts = layers.map((l) => l.ids.length);
@@ -116,5 +138,5 @@ function expertRemoval(
       kv.push({ key: `${info.architecture}.expert_group_used_count`, type: 'u32', value: grouped ? used : 1 });
     }
   }
-  return { expertCount: N, layers };
+  return { tensors: { expertCount: N, layers }, kv };
 }

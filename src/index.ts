@@ -4,7 +4,7 @@ import { applyLogEnv } from './log.js';
 export { loadModel, Model, parseKvOverride, type LoadModelOptions, type KvOverride } from './model.js';
 export { Context, type ContextOptions, type ResolvedContextOptions } from './context.js';
 export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult, type KldResult } from './evaluate.js';
-export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
+export { resolveRouting, formatPerLayer, type Routing, type ResolvedRouting } from './routing.js';
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
 export type { ContextMemory } from './native.js';
@@ -12,6 +12,7 @@ export { RoutingProfile, type ProfileData, type ProfileLayer } from './profile.j
 export { calibrate, type CalibrateOptions } from './calibrate.js';
 export { quantizeModel, QUANT_TYPES, type QuantizeOptions } from './quantize.js';
 export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
+export { readGgufInfo, type GgufInfo } from './gguf-info.js';
 export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';
 export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';
 export { writeReport, type ReportData, type ResultRow } from './report/index.js';

@@ -185,6 +185,14 @@ export interface NativeRandomModelSpec {
   routerStd?: number;
 }
 
+export interface NativeGgufInfo {
+  version: number;
+  tensors: number;
+  parameters: number;
+  tensorBytes: number;
+  kv: Record<string, { type: string; value?: number | boolean | string; itemType?: string; length?: number }>;
+}
+
 export interface NativeAddon {
   Model: new (path: string, options: { gpuLayers?: number; useMmap?: boolean; kvOverrides?: { key: string; type: string; value: unknown }[]; rpcServers?: string[] }) => NativeModel;
   startRpcServer(endpoint: string, threads: number): Promise<void>;
@@ -193,9 +201,11 @@ export interface NativeAddon {
   systemInfo(): string;
   /** llama.cpp's default thread count: physical cores (performance cores on a hybrid CPU). */
   defaultThreads(): number;
-  supportsGpuOffload(): boolean;
+  /** GPU devices in this build (0 for a CPU-only build). */
+  gpuDeviceCount(): number;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (p: number) => void): Promise<void>;
+  readGgufInfo(path: string): Promise<NativeGgufInfo>;
   rewriteGguf(
     src: string,
     dst: string,

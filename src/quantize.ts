@@ -1,7 +1,7 @@
 /** quantizeModel(): llama.cpp's own quantizer (what llama-quantize runs), with progress. */
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
 
 import { MoeEvalError, fromNative } from './errors.js';
 import { native } from './native.js';
@@ -49,6 +49,7 @@ export async function quantizeModel(src: string, dst: string, options: QuantizeO
   } catch {
     throw new MoeEvalError('ERR_FILE', `Model file not found: ${from}`);
   }
+  await mkdir(dirname(to), { recursive: true });
   try {
     await native().quantizeModel(from, to, { ftype, threads, allowRequantize }, onProgress);
   } catch (e) {
