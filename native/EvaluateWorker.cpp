@@ -250,6 +250,8 @@ void EvaluateWorker::Run() {
 
             if (reference_) {  // the base for these chunks, from the reference context under its own routing
                 ScopedRouting routing(reference_->hook_routing());
+                // its own counter: a graph built here may be reused when that context is evaluated itself
+                ScopedExpertCounter counter(&reference_->expert_counter(), reference_->ctx()->get_sched());
                 size_t ignored = 0;
                 DecodeChunks(reference_->ctx(), kr, tokens_, i, n_seq_batch, *ref_batch, logits, abort, ignored,
                              [&](int seq, const float * rows) {

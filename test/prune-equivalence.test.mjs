@@ -183,4 +183,19 @@ describe('masks on quantized files, k̄ across ubatches', () => {
     for (let i = 0; i < whole.perLayer.length; i++) assert.ok(Math.abs(whole.perLayer[i] - split.perLayer[i]) < 0.03, `layer ${i}: ${whole.perLayer[i]} vs ${split.perLayer[i]}`);
     assert.equal((await kbar(model, { minWeightRatio: 1, experts: 4 })).mean, 1);
   });
+
+  test('k̄ of a context whose graph was first built as another evaluation\'s reference', async () => {
+    const opts = { contextSize: 64, batchSize: 64, threads: 2 };
+    const a = await model.createContext(opts);
+    const b = await model.createContext({ ...opts, routing: { topP: 0.8, experts: 5 } });
+    try {
+      await evaluate(a, { text: sampleText(), chunks: 2, reference: b });
+      const r = (await evaluate(b, { text: sampleText(), chunks: 2 })).expertsPerToken;
+      assert.equal(r.perLayer.length, model.info.moeLayers.length);
+      assert.ok(r.mean > 1 && r.mean < 5, `k̄ ${r.mean}`);
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  });
 });
