@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "BenchWorker.h"
 #include "EvaluateWorker.h"
 #include "LogitsWorker.h"
 #include "Log.h"
@@ -89,6 +90,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::SetRouting>("setRouting"),
         InstanceMethod<&Context::Evaluate>("evaluate"),
         InstanceMethod<&Context::Logits>("logits"),
+        InstanceMethod<&Context::Bench>("bench"),
         InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
         InstanceMethod<&Context::Memory>("memory"),
         InstanceMethod<&Context::Abort>("abort"),
@@ -211,6 +213,7 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
         next.layers.push_back(r);
     }
     next.touch();
+    next.computed = &computed_;
     routing_ = std::move(next);
     hook_active_ = true;
     return env.Undefined();
@@ -228,6 +231,13 @@ Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
     return PromiseWorker::Start(LogitsWorker::Create(info, this));
+}
+
+Napi::Value Context::Bench(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    return PromiseWorker::Start(BenchWorker::Create(info, this));
 }
 
 // takeRoutingStats() → per-layer sums collected since the last call (calibration contexts only)

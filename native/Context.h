@@ -46,6 +46,7 @@ public:
     std::atomic<bool> & abort_flag() { return abort_; }
     // k̄ of the graphs this context computes (see ExpertCounter in routing/Routing.h)
     ExpertCounter & expert_counter() { return *counter_; }
+    ComputedExperts & computed_experts() { return computed_; }
     bool busy() const { return busy_; }
 
     // Called by workers on the JS thread.
@@ -59,6 +60,7 @@ private:
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
+    Napi::Value Bench(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
     Napi::Value Memory(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
@@ -71,6 +73,7 @@ private:
     ContextOptions options_;
     llama_context * ctx_ = nullptr;
     Routing routing_;
+    ComputedExperts computed_;  // counted by graphs built under routing_ (vendor/patches/0004)
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
     std::unique_ptr<ExpertCounter> counter_;
