@@ -120,6 +120,8 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
     options_.kv_unified = BoolOption(o, "unifiedKv", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());
+    // the counter chains to the context's own eval callback (the statistics) when it takes the scheduler's over
+    counter_ = stats_ ? std::make_unique<ExpertCounter>(&RoutingStats::Callback, stats_.get()) : std::make_unique<ExpertCounter>(nullptr, nullptr);
 }
 
 Context::~Context() { Free(); }
@@ -162,7 +164,7 @@ Napi::Value Context::Init(const Napi::CallbackInfo & info) {
     return PromiseWorker::Start(new ContextInitWorker(env, this));
 }
 
-// setRouting([{ experts, expertScale, gateScale, serMin, serRatio }, … one per layer] | [])
+// setRouting([{ experts, expertScale, gateScale, serMin, serRatio, topP, mask }, … one per layer] | [])
 // Values arrive validated by src/routing.ts; the checks here only keep llama.cpp away from asserts.
 Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -195,8 +197,23 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
         }
         if (!(r.ser_ratio >= 0.0f && r.ser_ratio <= 1.0f)) ThrowInvalidArg(env, at + ": serRatio must be in [0, 1]", JsErrorKind::RangeError);
         const double top_p = l.Get("topP").IsUndefined() ? 0.0 : RequireNumber(env, l, "topP", at);
-        const bool masked = !l.Get("mask").IsUndefined() && RequireArray(env, l.Get("mask"), at + ".mask").Length() > 0;
-        if (top_p != 0.0 || masked) ThrowCoded(env, "ERR_NOT_IMPLEMENTED", "topP and maskExperts are not implemented in this build");
+        if (!(top_p >= 0.0 && top_p <= 1.0)) ThrowInvalidArg(env, at + ": topP must be in [0, 1]", JsErrorKind::RangeError);
+        r.top_p = (float) top_p;
+        if (!l.Get("mask").IsUndefined()) {
+            Napi::Array mask = RequireArray(env, l.Get("mask"), at + ".mask");
+            for (uint32_t j = 0; j < mask.Length(); ++j) {
+                Napi::Value v = mask.Get(j);
+                const double id = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0;
+                if (!(id >= 0 && id < n_expert && id == std::floor(id)) || (!r.mask.empty() && id <= r.mask.back())) {
+                    ThrowInvalidArg(env, at + ".mask: expected ascending expert ids in [0, " + std::to_string(n_expert - 1) + "]", JsErrorKind::RangeError);
+                }
+                r.mask.push_back((int32_t) id);
+            }
+            const uint32_t used = r.experts > 0 ? (uint32_t) r.experts : model->hparams.n_expert_used(i);
+            if (!r.mask.empty() && n_expert - r.mask.size() < used) {
+                ThrowInvalidArg(env, at + ".mask: leaves fewer experts than are used per token", JsErrorKind::RangeError);
+            }
+        }
         next.layers.push_back(r);
     }
     next.touch();

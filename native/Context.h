@@ -45,6 +45,8 @@ public:
     // (setRouting(null), used by the test that default routing is bit-identical to no hook at all).
     const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
+    // k̄ of the graphs this context computes (see ExpertCounter in routing/Routing.h)
+    ExpertCounter & expert_counter() { return *counter_; }
     ComputedExperts & computed_experts() { return computed_; }
     bool busy() const { return busy_; }
 
@@ -76,6 +78,7 @@ private:
     ComputedExperts computed_;  // counted by graphs built under routing_ (vendor/patches/0004)
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
+    std::unique_ptr<ExpertCounter> counter_;
     std::atomic<bool> abort_{false};
     bool busy_ = false;
     bool disposed_ = false;

@@ -8,6 +8,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "llama-context.h"
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
 #include "util/File.h"
@@ -162,6 +163,7 @@ void EvaluateWorker::OnSettled() {
 }
 
 void EvaluateWorker::Run() {
+    owner_->expert_counter().Reset();
     llama_context * ctx = owner_->ctx();
     const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
     const int n_vocab = llama_vocab_n_tokens(vocab);
@@ -248,6 +250,8 @@ void EvaluateWorker::Run() {
 
             if (reference_) {  // the base for these chunks, from the reference context under its own routing
                 ScopedRouting routing(reference_->hook_routing());
+                // its own counter: a graph built here may be reused when that context is evaluated itself
+                ScopedExpertCounter counter(&reference_->expert_counter(), reference_->ctx()->get_sched());
                 size_t ignored = 0;
                 DecodeChunks(reference_->ctx(), kr, tokens_, i, n_seq_batch, *ref_batch, logits, abort, ignored,
                              [&](int seq, const float * rows) {
@@ -262,6 +266,7 @@ void EvaluateWorker::Run() {
             }
 
             ScopedRouting routing(owner_->hook_routing());
+            ScopedExpertCounter counter(&owner_->expert_counter(), ctx->get_sched());
             DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
                 check_rpc();
                 const auto t_score = std::chrono::steady_clock::now();
@@ -303,6 +308,7 @@ void EvaluateWorker::Run() {
         throw;
     }
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
+    experts_per_layer_ = owner_->expert_counter().Means();
 }
 
 Napi::Value EvaluateWorker::Result(Napi::Env env) {
@@ -314,6 +320,9 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
     o.Set("count", (double) total_.count);
     o.Set("chunkCount", n_chunk_);
     o.Set("tokensDecoded", (double) tokens_decoded_);
+    Napi::Array per_layer = Napi::Array::New(env, experts_per_layer_.size());
+    for (size_t i = 0; i < experts_per_layer_.size(); ++i) per_layer.Set(i, experts_per_layer_[i]);
+    o.Set("expertsPerLayer", per_layer);
     o.Set("elapsedMs", elapsed_ms_);
     o.Set("scoringMs", scoring_ms_);
     Napi::Array chunks = Napi::Array::New(env, chunks_.size());

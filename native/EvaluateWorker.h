@@ -65,6 +65,7 @@ private:
     std::vector<float> p_diff_values_;
     int n_chunk_ = 0;
     size_t tokens_decoded_ = 0;
+    std::vector<double> experts_per_layer_;  // k̄ per layer (-1: no experts there)
     double elapsed_ms_ = 0.0;
     double scoring_ms_ = 0.0;  // in the metrics after each decode (log-softmax, KLD, base rows), inside elapsed_ms_
 };

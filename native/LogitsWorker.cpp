@@ -5,6 +5,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "llama-context.h"
 #include "ggml-rpc.h"
 #include "util/Args.h"
 #include "util/NativeError.h"
@@ -46,6 +47,7 @@ void LogitsWorker::Run() {
     const uint64_t rpc_failures = ggml_backend_rpc_failure_count();
     llama_batch batch = llama_batch_init(n_batch, 0, 1);
     ScopedRouting routing(owner_->hook_routing());
+    ScopedExpertCounter counter(&owner_->expert_counter(), ctx->get_sched());
     llama_memory_clear(llama_get_memory(ctx), true);
     try {
         for (int start = 0; start < n; start += n_batch) {

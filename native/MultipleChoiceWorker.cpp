@@ -10,6 +10,7 @@
 #include "Model.h"
 #include "ggml-rpc.h"
 #include "llama-cparams.h"
+#include "llama-context.h"
 #include "routing/Routing.h"
 #include "util/Args.h"
 #include "util/NativeError.h"
@@ -155,6 +156,7 @@ void MultipleChoiceWorker::Run() {
     std::vector<float> logits;
     std::vector<size_t> first_row(tasks_.size());
     ScopedRouting routing(owner_->hook_routing());
+    ScopedExpertCounter counter(&owner_->expert_counter(), owner_->ctx()->get_sched());  // graphs built here may be reused by evaluate()
 
     const size_t n_task = tasks_.size();
     for (size_t i0 = 0; i0 < n_task; i0++) {

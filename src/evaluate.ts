@@ -74,6 +74,12 @@ export interface EvaluateResult {
   /** Of elapsedMs, the time spent on the logits after each decode (log-softmax, KLD, base rows); the rest is llama.cpp decoding. */
   scoringMs: number;
   routing: ResolvedRouting;
+  /**
+   * k̄: the experts actually mixed per token, measured from the graph (the kept experts of -ser / topP
+   * counted per token; the graph's k elsewhere). `perLayer` has one entry per MoE layer (info.moeLayers order);
+   * `mean` is their mean. Empty for a dense model.
+   */
+  expertsPerToken: { mean: number; perLayer: number[] };
   model: { path: string; architecture: string; fileType: string };
   /** Present when evaluated against a reference. */
   kld?: KldResult;
@@ -218,6 +224,11 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   }
 }
 
+function expertsPerToken(perLayerRaw: readonly number[], info: Context['model']['info']): { mean: number; perLayer: number[] } {
+  const perLayer = info.moeLayers.map((l) => perLayerRaw[l.layer] ?? -1).filter((x) => x >= 0);
+  return { mean: perLayer.length ? perLayer.reduce((a, b) => a + b, 0) / perLayer.length : 0, perLayer };
+}
+
 /** @internal */
 export function toResult(raw: import('./native.js').NativeEvaluation, routing: ResolvedRouting, ctx: Context, nTokens: number): EvaluateResult {
   const info = ctx.model.info;
@@ -236,6 +247,7 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     elapsedMs: raw.elapsedMs,
     scoringMs: raw.scoringMs,
     routing,
+    expertsPerToken: expertsPerToken(raw.expertsPerLayer, info),
     model: { path: info.path, architecture: info.architecture, fileType: info.fileType },
     ...(raw.kld ? { kld: raw.kld } : {}),
   };

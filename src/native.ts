@@ -83,6 +83,8 @@ export interface NativeEvaluation {
   tokensDecoded: number;
   elapsedMs: number;
   scoringMs: number;
+  /** k̄ per layer, measured from the graph (-1 where a layer has no experts). */
+  expertsPerLayer: number[];
   chunks: { index: number; meanNll: number; perplexity: number; count: number }[];
   kld?: NativeKld;
   baseWriterPerplexity?: number;
@@ -235,7 +237,12 @@ export interface NativeAddon {
   rewriteGguf(
     src: string,
     dst: string,
-    spec: { kv?: { key: string; type: 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u32[]'; value: unknown }[]; scale?: { name: string; factor: number; optional?: boolean }[] },
+    spec: {
+      kv?: { key: string; type: 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u32[]'; value: unknown }[];
+      scale?: { name: string; factor: number; optional?: boolean }[];
+      /** Per MoE layer, the experts to remove from every per-expert tensor of that layer (N = expertCount). */
+      removeExperts?: { expertCount: number; layers: { layer: number; ids: number[] }[] };
+    },
     onProgress?: (p: number) => void,
   ): Promise<void>;
 }

@@ -316,12 +316,6 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     topP = p;
   }
 
-  if (info.architecture === 'llama4' && !expertScale.every((x) => x === 1)) {
-    // llama4 multiplies the router weights into the experts' input, not their output: scaling the
-    // weights there is not scaling ffn_down_exps, so the option would not mean what it says
-    throw new RangeError("routing.expertScale is not supported for llama4, whose router weights scale the experts' input");
-  }
-
   checkGraphBudget(experts, addsRoutingOps(routing), info);
 
   const masked = maskExperts.some((m) => m.length > 0);
@@ -379,7 +373,7 @@ function checkGraphBudget(experts: number[], extraOps: boolean, info: ModelInfo)
   // the nodes built so far, the weights (leaves), and the output head plus slack after the last layer
   const free = last.graphSize - last.graphNodes - info.tensors - 128;
   const need = (k: (il: number) => number) =>
-    info.moeLayers.reduce((a, l) => a + 2 * Math.max(0, k(l.layer) - l.expertsUsed) + (extraOps ? 16 : 0), 0);
+    info.moeLayers.reduce((a, l) => a + 2 * Math.max(0, k(l.layer) - l.expertsUsed) + (extraOps ? 32 : 0), 0);
   if (need((il) => experts[il] ?? 0) <= free) return;
   let best = info.expertsUsed;
   while (best < info.expertCount && need(() => best + 1) <= free) best++;

@@ -1,6 +1,8 @@
 #include "GgufRewrite.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -34,7 +36,33 @@ struct RewriteSpec {
     std::vector<KvSet> kv;
     std::map<std::string, float> scale;  // tensor name → factor
     std::map<std::string, bool> optional;  // tensor name → skip when absent (e.g. a bias)
+    int64_t expert_count = 0;              // N of the source (for removeExperts)
+    std::map<int, std::vector<int64_t>> remove;  // layer → expert ids removed from every per-expert tensor
 };
+
+// Whether `name` is a per-expert tensor of its layer ("blk.L.<base>.<suffix>"), and that layer: the
+// routed experts' weights, biases and scales (ffn_*_exps), the router (ffn_gate_inp: one row / bias
+// entry per expert) and the selection bias (exp_probs_b). Shared-expert tensors (*_shexp) are not.
+bool PerExpertTensor(const std::string & name, int & layer) {
+    if (name.rfind("blk.", 0) != 0) return false;
+    const size_t dot1 = name.find('.', 4);
+    if (dot1 == std::string::npos) return false;
+    const size_t dot2 = name.find('.', dot1 + 1);
+    const std::string base = name.substr(dot1 + 1, dot2 == std::string::npos ? std::string::npos : dot2 - dot1 - 1);
+    const bool exps = base.size() > 5 && base.compare(base.size() - 5, 5, "_exps") == 0;
+    if (!exps && base != "ffn_gate_inp" && base.rfind("exp_probs_b", 0) != 0) return false;
+    layer = std::atoi(name.c_str() + 4);
+    return true;
+}
+
+// The dimension along which a per-expert tensor holds its experts: the outermost one, which must be N
+// (ggml stores dims innermost first; quantization blocks run along dim 0, so whole slabs of the
+// outermost dimension are whole rows / blocks and byte-slicing them is exact).
+int ExpertDim(const ggml_tensor * t, int64_t n_expert) {
+    int d = GGML_MAX_DIMS - 1;
+    while (d > 0 && t->ne[d] == 1) --d;
+    return t->ne[d] == n_expert ? d : -1;
+}
 
 struct GgufFree {
     void operator()(gguf_context * c) const { gguf_free(c); }
@@ -99,9 +127,31 @@ protected:
         for (const KvSet & kv : spec_.kv) SetKv(dst.get(), kv);
 
         const int64_t n_tensors = gguf_get_n_tensors(src.get());
+        // per-expert tensors of layers with removed experts: the same tensor with N' = N - removed experts
+        ggml_init_params sliced_params = {/*mem_size =*/ (size_t) (n_tensors + 1) * ggml_tensor_overhead(), /*mem_buffer =*/ nullptr, /*no_alloc =*/ true};
+        std::unique_ptr<ggml_context, GgmlFree> sliced_ctx(ggml_init(sliced_params));
+        std::map<std::string, std::pair<ggml_tensor *, int>> sliced;  // name → (new tensor, expert dim)
         for (int64_t i = 0; i < n_tensors; ++i) {
             const ggml_tensor * t = ggml_get_tensor(meta.get(), gguf_get_tensor_name(src.get(), i));
-            gguf_add_tensor(dst.get(), t);
+            int layer = -1;
+            auto rm = spec_.remove.end();
+            if (!spec_.remove.empty() && PerExpertTensor(t->name, layer)) rm = spec_.remove.find(layer);
+            if (rm != spec_.remove.end() && !rm->second.empty()) {
+                const int d = ExpertDim(t, spec_.expert_count);
+                if (d < 0) {
+                    throw NativeError("ERR_GGUF", std::string("cannot remove experts from ") + t->name + ": its outermost dimension is not the " +
+                                                      std::to_string(spec_.expert_count) + " experts");
+                }
+                int64_t ne[GGML_MAX_DIMS];
+                for (int j = 0; j < GGML_MAX_DIMS; ++j) ne[j] = t->ne[j];
+                ne[d] -= (int64_t) rm->second.size();
+                ggml_tensor * n = ggml_new_tensor(sliced_ctx.get(), t->type, ggml_n_dims(t), ne);
+                ggml_set_name(n, t->name);
+                sliced[t->name] = {n, d};
+                gguf_add_tensor(dst.get(), n);
+            } else {
+                gguf_add_tensor(dst.get(), t);
+            }
         }
         for (const auto & [name, factor] : spec_.scale) {
             if (gguf_find_tensor(src.get(), name.c_str()) < 0 && !spec_.optional[name]) throw NativeError("ERR_GGUF", "tensor " + name + " is not in " + spec_.src);
@@ -130,10 +180,28 @@ protected:
                 fread(buf.data(), 1, size, in.get()) != size) {
                 throw NativeError("ERR_GGUF", std::string("tensor ") + name + " extends past the end of " + spec_.src);
             }
+            const ggml_tensor * written_t = t;
+            size_t out_size = size;
+            auto sl = sliced.find(name);
+            if (sl != sliced.end()) {  // keep the slabs of the experts that stay, in order
+                const int d = sl->second.second;
+                const size_t slab = size / (size_t) t->ne[d];
+                const auto & removed = spec_.remove.at(std::atoi(name + 4));
+                size_t at = 0;
+                for (int64_t e = 0; e < t->ne[d]; ++e) {
+                    if (std::find(removed.begin(), removed.end(), e) != removed.end()) continue;
+                    if (at != (size_t) e * slab) std::memmove(buf.data() + at, buf.data() + (size_t) e * slab, slab);
+                    at += slab;
+                }
+                written_t = sl->second.first;
+                out_size = ggml_nbytes(written_t);
+                if (out_size != at) throw NativeError("ERR_GGUF", std::string("slicing ") + name + " gave an unexpected size");
+                buf.resize(out_size);
+            }
             auto it = spec_.scale.find(name);
-            if (it != spec_.scale.end() && it->second != 1.0f) ScaleTensorData(t, buf, it->second);
-            Write(out.get(), buf.data(), size);
-            written += size;
+            if (it != spec_.scale.end() && it->second != 1.0f) ScaleTensorData(written_t, buf, it->second);
+            Write(out.get(), buf.data(), out_size);
+            written += out_size;
             const size_t pad = GGML_PAD(written, align) - written;
             if (pad) {
                 static const uint8_t zeros[64] = {0};
@@ -207,6 +275,27 @@ Napi::Value RewriteGguf(const Napi::CallbackInfo & info) {
             const std::string name = StringOption(env, e, "name", at);
             s.scale[name] = (float) RequireNumber(env, e, "factor", at);
             s.optional[name] = BoolOption(e, "optional", false);
+        }
+    }
+    if (!o.Get("removeExperts").IsUndefined()) {
+        const std::string at = "rewriteGguf spec.removeExperts";
+        Napi::Object r = RequireObject(env, o.Get("removeExperts"), at);
+        s.expert_count = IntegerOption(env, r, "expertCount", 0, 1, INT32_MAX, at);
+        Napi::Array layers = RequireArray(env, r.Get("layers"), at + ".layers");
+        for (uint32_t i = 0; i < layers.Length(); ++i) {
+            const std::string li = at + ".layers[" + std::to_string(i) + "]";
+            Napi::Object l = RequireObject(env, layers.Get(i), li);
+            const int layer = (int) IntegerOption(env, l, "layer", -1, 0, INT32_MAX, li);
+            Napi::Array ids = RequireArray(env, l.Get("ids"), li + ".ids");
+            auto & out = s.remove[layer];
+            for (uint32_t j = 0; j < ids.Length(); ++j) {
+                Napi::Value v = ids.Get(j);
+                const int64_t id = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+                if (id < 0 || id >= s.expert_count || std::find(out.begin(), out.end(), id) != out.end()) {
+                    ThrowInvalidArg(env, li + ".ids: expected distinct expert ids in [0, " + std::to_string(s.expert_count - 1) + "]", JsErrorKind::RangeError);
+                }
+                out.push_back(id);
+            }
         }
     }
     return PromiseWorker::Start(new RewriteWorker(env, std::move(s), info.Length() > 3 ? info[3] : env.Undefined()));

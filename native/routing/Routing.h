@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "ggml-backend.h"
+
 namespace moe_eval {
 
 struct LayerRouting {
@@ -21,9 +23,13 @@ struct LayerRouting {
     float   ser_ratio    = 0.0f;  // -ser t: drop an expert whose weight < t × the first one's
     int32_t mix_top      = 0;     // calibration: compute `experts` but mix only the first mix_top, with
                                   // the model's weight rule over them (0 = off)
+    float   top_p        = 0.0f;  // top-p routing: keep the fewest ranked experts whose probabilities sum to
+                                  // >= top_p (0 or >= 1 = off: in exact arithmetic p = 1 keeps every one)
+    std::vector<int32_t> mask;    // experts that do not exist for this context (ascending ids)
 
+    bool dynamic() const { return ser_min > 0 || (top_p > 0.0f && top_p < 1.0f); }
     bool is_default() const {
-        return experts == 0 && expert_scale == 1.0f && gate_scale == 1.0f && ser_min == 0 && mix_top == 0;
+        return experts == 0 && expert_scale == 1.0f && gate_scale == 1.0f && ser_min == 0 && mix_top == 0 && !dynamic() && mask.empty();
     }
 };
 
@@ -72,6 +78,50 @@ public:
     ScopedFactsRecorder & operator=(const ScopedFactsRecorder &) = delete;
 private:
     std::vector<LayerFacts> * previous_;
+};
+
+// k̄: the experts actually mixed per token, per MoE layer, measured from the graphs a context computes.
+// A layer with a dynamic rule (-ser, top-p) gets a [1, n_tokens] count tensor (the sum of its keep mask)
+// that the eval callback reads after it is computed; a layer without one mixes exactly the graph's k.
+// One per Context (the callback's user data must outlive every graph built under it).
+class ExpertCounter {
+public:
+    struct Layer {
+        int32_t k = 0;          // experts selected per token in the last graph built (0: layer not seen)
+        bool dynamic = false;   // whether that graph counts the kept experts
+        double kept = 0;        // sum over tokens of the kept experts (dynamic layers)
+        double tokens = 0;      // tokens counted (dynamic layers)
+    };
+    // The chained callback (the calibration statistics), called for every other tensor.
+    ExpertCounter(ggml_backend_sched_eval_callback chained, void * chained_data) : chained_(chained), chained_data_(chained_data) {}
+    // Forget the sums (kept per built graph: a reused graph is not rebuilt).
+    void Reset();
+    // Per layer (index = layer): mean experts mixed per token since Reset(); -1 where the layer was not built.
+    std::vector<double> Means() const;
+
+    // used by the hook while a graph is built under this counter
+    void OnLayerBuilt(int il, int32_t k, bool dynamic);
+    void InstallOn(ggml_backend_sched_t sched);
+    static bool Callback(ggml_tensor * t, bool ask, void * user_data);
+
+private:
+    std::vector<Layer> layers_;
+    ggml_backend_sched_eval_callback chained_;
+    void * chained_data_;
+};
+
+// While alive on a thread, graphs built there report their layers to `counter` (and computing them
+// counts the kept experts); `sched` is the context's scheduler, whose eval callback the counter takes
+// over while a graph that counts is built.
+class ScopedExpertCounter {
+public:
+    ScopedExpertCounter(ExpertCounter * counter, ggml_backend_sched_t sched);
+    ~ScopedExpertCounter();
+    ScopedExpertCounter(const ScopedExpertCounter &) = delete;
+    ScopedExpertCounter & operator=(const ScopedExpertCounter &) = delete;
+private:
+    ExpertCounter * previous_;
+    ggml_backend_sched_t previous_sched_;
 };
 
 // The routing graphs built on this thread use (nullptr: llama.cpp's own).

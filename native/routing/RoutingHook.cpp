@@ -7,12 +7,15 @@
 #include "ggml-backend.h"
 #include "llama-graph.h"
 #include "llama-hparams.h"
+#include "ggml-backend.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 namespace moe_eval {
 
@@ -22,6 +25,10 @@ thread_local std::vector<LayerFacts> * t_facts = nullptr;
 thread_local int t_layer_gating = 0;  // of the layer being built (begin_layer → select_weights)
 thread_local bool t_layer_norm_w = false;
 thread_local llm_graph_result * t_layer_res = nullptr;  // the graph being built, for its node count
+thread_local ggml_tensor * t_layer_mask = nullptr;      // the layer's mask input [n_expert] (0 / -inf), if masked
+thread_local ExpertCounter * t_counter = nullptr;
+thread_local ggml_backend_sched_t t_sched = nullptr;
+constexpr const char * kKeptPrefix = "moe_eval_kept-";
 std::atomic<uint64_t> g_next_version{1};
 }  // namespace
 
@@ -31,6 +38,58 @@ const Routing * current_routing() { return t_routing; }
 
 ScopedRouting::ScopedRouting(const Routing * routing) : previous_(t_routing) { t_routing = routing; }
 ScopedRouting::~ScopedRouting() { t_routing = previous_; }
+
+ScopedExpertCounter::ScopedExpertCounter(ExpertCounter * counter, ggml_backend_sched_t sched)
+    : previous_(t_counter), previous_sched_(t_sched) {
+    t_counter = counter;
+    t_sched = sched;
+}
+ScopedExpertCounter::~ScopedExpertCounter() {
+    t_counter = previous_;
+    t_sched = previous_sched_;
+}
+
+void ExpertCounter::Reset() {
+    for (auto & l : layers_) l.kept = l.tokens = 0;
+}
+
+std::vector<double> ExpertCounter::Means() const {
+    std::vector<double> out(layers_.size(), -1.0);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        const Layer & l = layers_[i];
+        if (l.k == 0) continue;
+        out[i] = !l.dynamic ? (double) l.k : (l.tokens > 0 ? l.kept / l.tokens : -1.0);
+    }
+    return out;
+}
+
+void ExpertCounter::OnLayerBuilt(int il, int32_t k, bool dynamic) {
+    if (il < 0) return;
+    if ((size_t) il >= layers_.size()) layers_.resize(il + 1);
+    layers_[il].k = k;
+    layers_[il].dynamic = dynamic;
+}
+
+void ExpertCounter::InstallOn(ggml_backend_sched_t sched) {
+    if (sched != nullptr) ggml_backend_sched_set_eval_callback(sched, &ExpertCounter::Callback, this);
+}
+
+bool ExpertCounter::Callback(ggml_tensor * t, bool ask, void * user_data) {
+    auto * self = static_cast<ExpertCounter *>(user_data);
+    if (std::strncmp(t->name, kKeptPrefix, std::strlen(kKeptPrefix)) != 0) {
+        return self->chained_ ? self->chained_(t, ask, self->chained_data_) : !ask;
+    }
+    if (ask) return true;
+    const int il = std::atoi(t->name + std::strlen(kKeptPrefix));
+    if (il < 0 || (size_t) il >= self->layers_.size() || t->type != GGML_TYPE_F32) return true;
+    std::vector<float> kept(ggml_nelements(t));
+    ggml_backend_tensor_get(t, kept.data(), 0, ggml_nbytes(t));
+    double sum = 0;
+    for (float x : kept) sum += x;
+    self->layers_[il].kept += sum;
+    self->layers_[il].tokens += (double) kept.size();
+    return true;
+}
 
 ScopedFactsRecorder::ScopedFactsRecorder(std::vector<LayerFacts> * out) : previous_(t_facts) { t_facts = out; }
 ScopedFactsRecorder::~ScopedFactsRecorder() { t_facts = previous_; }
@@ -56,6 +115,23 @@ const LayerRouting * layer_routing(int il) {
     return t_routing ? t_routing->layer(il) : nullptr;
 }
 
+// The mask as a graph input: [n_expert] F32, 0 for an expert that exists, -inf for a masked one.
+class MaskInput final : public llm_graph_input_i {
+public:
+    MaskInput(ggml_tensor * t, std::vector<int32_t> ids) : tensor_(t), ids_(std::move(ids)) {}
+    void set_input(const llama_ubatch *) override {
+        std::vector<float> v(ggml_nelements(tensor_), 0.0f);
+        for (int32_t id : ids_) {
+            if (id >= 0 && (size_t) id < v.size()) v[id] = -INFINITY;
+        }
+        ggml_backend_tensor_set(tensor_, v.data(), 0, v.size() * sizeof(float));
+    }
+    bool can_reuse(const llm_graph_params &) override { return true; }  // the RoutingReuseGuard decides
+private:
+    ggml_tensor * tensor_;
+    std::vector<int32_t> ids_;
+};
+
 }  // namespace
 }  // namespace moe_eval
 
@@ -73,6 +149,7 @@ int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_
     moe_eval::t_layer_gating = gating_op;
     moe_eval::t_layer_norm_w = norm_w;
     moe_eval::t_layer_res = res;
+    moe_eval::t_layer_mask = nullptr;
     if (auto * facts = moe_eval::t_facts) {
         bool seen = false;
         for (const auto & f : *facts) seen = seen || f.layer == il;
@@ -101,11 +178,45 @@ int64_t n_expert_used(int64_t n_expert_used, int il) {
     return n_expert_used_for(n_expert_used, il);
 }
 
+// The layer's mask input, created once per layer and graph (nullptr when nothing is masked).
+static ggml_tensor * layer_mask(ggml_context * ctx, int64_t n_expert, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->mask.empty()) return nullptr;
+    if (moe_eval::t_layer_mask == nullptr && moe_eval::t_layer_res != nullptr) {
+        ggml_tensor * m = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n_expert);
+        ggml_set_input(m);
+        ggml_format_name(m, "moe_eval_mask-%d", il);
+        moe_eval::t_layer_res->add_input(std::make_unique<moe_eval::MaskInput>(m, l->mask));
+        moe_eval::t_layer_mask = m;
+    }
+    return moe_eval::t_layer_mask;
+}
+
 ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il) {
     const auto * l = layer_routing(il);
-    if (!l || l->gate_scale == 1.0f) return logits;
-    ggml_tensor * out = ggml_scale(ctx, logits, l->gate_scale);
-    ggml_format_name(out, "moe_eval_gate_scaled-%d", il);
+    if (!l) return logits;
+    if (l->gate_scale != 1.0f) {
+        logits = ggml_scale(ctx, logits, l->gate_scale);
+        ggml_format_name(logits, "moe_eval_gate_scaled-%d", il);
+    }
+    if (ggml_tensor * m = layer_mask(ctx, logits->ne[0], il)) {
+        // -inf: softmax gives the masked experts probability 0 and renormalizes over the others exactly as
+        // if their router rows were removed; sigmoid / softplus give 0; a softmax over the chosen never sees them
+        logits = ggml_add(ctx, logits, m);
+        ggml_format_name(logits, "moe_eval_masked_logits-%d", il);
+    }
+    return logits;
+}
+
+ggml_tensor * selection_scores(ggml_context * ctx, ggml_tensor * scores, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->mask.empty()) return scores;
+    ggml_tensor * m = layer_mask(ctx, scores->ne[0], il);
+    if (m == nullptr) return scores;
+    // after a selection bias (exp_probs_b) a masked expert's score would be 0 + b: make it -inf again, so
+    // that it is never selected and an expert group scores as llama.cpp scores it, over its survivors
+    ggml_tensor * out = ggml_add(ctx, scores, m);
+    ggml_format_name(out, "moe_eval_masked_scores-%d", il);
     return out;
 }
 
@@ -126,24 +237,63 @@ static ggml_tensor * mix_top_only(ggml_context * ctx, ggml_tensor * weights, int
     return ggml_reshape_3d(ctx, w, 1, k, n_tokens);
 }
 
-ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, int il) {
+// Router probabilities over all experts [N, n_tokens], as top-p reads them: the softmax itself; for
+// sigmoid / sqrt-softplus scores, the scores normalized to sum 1; for a softmax over the chosen
+// (gpt-oss), the softmax over all the logits. Masked experts have probability 0 in each.
+static ggml_tensor * topp_probs(ggml_context * ctx, ggml_tensor * probs) {
+    ggml_tensor * p = ggml_reshape_2d(ctx, probs, probs->ne[1], probs->ne[2]);  // probs arrive [1, N, T]
+    switch (moe_eval::t_layer_gating) {
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX: return p;
+        case LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT: return ggml_soft_max(ctx, p);
+        default: return ggml_div(ctx, p, ggml_sum_rows(ctx, p));
+    }
+}
+
+ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, ggml_tensor * probs, ggml_tensor * selected, int il) {
     const auto * l = layer_routing(il);
-    if (!l) return weights;
-    weights = mix_top_only(ctx, weights, l->mix_top, il);
-    if (l->ser_min <= 0) return weights;
     const int64_t k = weights->ne[1];
     const int64_t n_tokens = weights->ne[2];
-    if (l->ser_min >= k) return weights;  // every chosen expert is kept anyway
+    const bool top_p = l && l->top_p > 0.0f && l->top_p < 1.0f && k > 1;
+    const bool ser = l && l->ser_min > 0 && l->ser_min < k;
+    if (moe_eval::t_counter != nullptr) {
+        moe_eval::t_counter->OnLayerBuilt(il, (int32_t) k, top_p || ser);
+    }
+    if (!l) return weights;
+    weights = mix_top_only(ctx, weights, l->mix_top, il);
+    if (!top_p && !ser) return weights;
 
     ggml_tensor * w = ggml_reshape_2d(ctx, weights, k, n_tokens);                 // [k, n_tokens]
-    ggml_tensor * first = ggml_cont(ctx, ggml_view_2d(ctx, w, 1, n_tokens, w->nb[1], 0)); // [1, n_tokens]
-    // keep_i = step(w_i - t·w_0): 1 where the expert's weight reaches the threshold
-    ggml_tensor * keep = ggml_step(ctx, ggml_sub(ctx, w, ggml_repeat(ctx, ggml_scale(ctx, first, l->ser_ratio), w)));
-    // the first Kmin are always kept: step(Kmin - 0.5 - i) over i = 0..k-1
-    ggml_tensor * forced = ggml_step(ctx, ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, (float) k, 1.0f), -1.0f, l->ser_min - 0.5f));
-    keep = ggml_clamp(ctx, ggml_add(ctx, keep, forced), 0.0f, 1.0f);
+    ggml_tensor * keep = nullptr;                                                  // 1 = mixed, 0 = dropped
+    if (ser) {
+        ggml_tensor * first = ggml_cont(ctx, ggml_view_2d(ctx, w, 1, n_tokens, w->nb[1], 0)); // [1, n_tokens]
+        // keep_i = step(w_i - t·w_0): 1 where the expert's weight reaches the threshold
+        keep = ggml_step(ctx, ggml_sub(ctx, w, ggml_repeat(ctx, ggml_scale(ctx, first, l->ser_ratio), w)));
+        // the first Kmin are always kept: step(Kmin - 0.5 - i) over i = 0..k-1
+        ggml_tensor * forced = ggml_step(ctx, ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, (float) k, 1.0f), -1.0f, l->ser_min - 0.5f));
+        keep = ggml_clamp(ctx, ggml_add(ctx, keep, forced), 0.0f, 1.0f);
+    }
+    if (top_p) {
+        // the chosen experts' probabilities in rank order, their exclusive running sum, and
+        // keep_i = step(p - Σ_{j<i} P_j): an expert is kept while the ones ranked above it sum to < p
+        ggml_tensor * ranked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, topp_probs(ctx, probs), 1, probs->ne[1], n_tokens), selected);
+        ranked = ggml_reshape_2d(ctx, ranked, k, n_tokens);
+        ggml_tensor * before = ggml_sub(ctx, ggml_cumsum(ctx, ranked), ranked);
+        ggml_tensor * kp = ggml_step(ctx, ggml_scale_bias(ctx, before, -1.0f, l->top_p));
+        keep = keep ? ggml_mul(ctx, keep, kp) : kp;
+    }
+    ggml_format_name(keep, "moe_eval_keep-%d", il);
     ggml_tensor * out = ggml_mul(ctx, w, keep);
-    ggml_format_name(out, "moe_eval_ser-%d", il);
+    if (moe_eval::t_layer_gating == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT && !moe_eval::t_layer_norm_w) {
+        // the model's own rule is a softmax over the experts it mixes: renormalize over the kept ones
+        out = ggml_div(ctx, out, ggml_sum_rows(ctx, out));
+    }
+    ggml_format_name(out, "moe_eval_dropped-%d", il);
+    if (moe_eval::t_counter != nullptr && moe_eval::t_layer_res != nullptr) {
+        ggml_tensor * kept = ggml_sum_rows(ctx, keep);                              // [1, n_tokens]
+        ggml_format_name(kept, "%s%d", moe_eval::kKeptPrefix, il);
+        ggml_build_forward_expand(moe_eval::t_layer_res->get_gf(), kept);
+        moe_eval::t_counter->InstallOn(moe_eval::t_sched);
+    }
     return ggml_reshape_3d(ctx, out, 1, k, n_tokens);
 }
 
@@ -175,7 +325,10 @@ static void count_computed(ggml_tensor * dst, const ggml_tensor * ids, int ith, 
 
 ggml_tensor * mark_dropped(ggml_context * ctx, ggml_tensor * ids, ggml_tensor * weights, int il) {
     const auto * l = layer_routing(il);
-    if (!l || l->ser_min <= 0 || l->ser_min >= weights->ne[1] || !can_mark_dropped()) return ids;
+    const bool ser = l && l->ser_min > 0 && l->ser_min < weights->ne[1];
+    const bool top_p = l && l->top_p > 0.0f && l->top_p < 1.0f && weights->ne[1] > 1;
+    if (!ser && !top_p) return ids;
+    if (!can_mark_dropped()) return ids;
     const int64_t k = weights->ne[1];
     const int64_t n_tokens = weights->ne[2];
     // the weights here are final (after the gating function, the model's normalization and the scales),
@@ -192,10 +345,19 @@ ggml_tensor * mark_dropped(ggml_context * ctx, ggml_tensor * ids, ggml_tensor * 
     return marked;
 }
 
-float weights_scale(float w_scale, int il) {
+float weights_scale(float w_scale, bool weight_before_ffn, int il) {
     const auto * l = layer_routing(il);
-    if (!l || l->expert_scale == 1.0f) return w_scale;
+    // llama4 multiplies the weights into the experts' input: its scale goes on the output (moe_output)
+    if (!l || l->expert_scale == 1.0f || weight_before_ffn) return w_scale;
     return (w_scale == 0.0f ? 1.0f : w_scale) * l->expert_scale;
+}
+
+ggml_tensor * moe_output(ggml_context * ctx, ggml_tensor * moe_out, bool weight_before_ffn, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->expert_scale == 1.0f || !weight_before_ffn) return moe_out;
+    ggml_tensor * out = ggml_scale(ctx, moe_out, l->expert_scale);
+    ggml_format_name(out, "moe_eval_out_scaled-%d", il);
+    return out;
 }
 
 }  // namespace moe_eval_hook

@@ -26,6 +26,9 @@ export const ARCHS = {
   },
   // softmax over the chosen experts, biases everywhere
   'gpt-oss': { arch: 'gpt-oss', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
+  // router weights scale the experts' input (sigmoid after top-k), a shared expert in every layer; 4 layers
+  // because llama.cpp's llama4 graph has an input only its every-4th (NoPE) layer uses
+  llama4: { arch: 'llama4', layers: 4, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
   granitemoe: { arch: 'granitemoe', layers: 2, embeddingLength: 64, heads: 4, headsKv: 2, feedForwardLength: 64, expertCount: 8, expertsUsed: 2 },
 };
 
