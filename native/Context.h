@@ -12,6 +12,7 @@
 
 #include "llama.h"
 #include "routing/Routing.h"
+#include "metrics/Imatrix.h"
 #include "routing/RoutingStats.h"
 
 namespace moe_eval {
@@ -26,6 +27,7 @@ struct ContextOptions {
     int32_t n_threads = 4;
     int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
     bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
+    bool collect_imatrix = false;        // importance matrix: read matmul inputs through the eval callback; every token an output
 };
 
 inline constexpr napi_type_tag kContextTag = {0x6d6f652d6576616cULL, 0x436f6e7465787402ULL};
@@ -45,6 +47,9 @@ public:
     const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
     bool busy() const { return busy_; }
+    // An imatrix context decodes every token as an output, as llama-imatrix does (the last layer then
+    // computes its FFN for every token).
+    bool all_outputs() const { return imatrix_ != nullptr; }
 
     // Called by workers on the JS thread.
     void BeginWork();
@@ -58,6 +63,7 @@ private:
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
+    Napi::Value TakeImatrix(const Napi::CallbackInfo & info);
     Napi::Value Memory(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
@@ -71,6 +77,7 @@ private:
     Routing routing_;
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
+    std::unique_ptr<ImatrixCollector> imatrix_;
     std::atomic<bool> abort_{false};
     bool busy_ = false;
     bool disposed_ = false;

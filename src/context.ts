@@ -239,6 +239,8 @@ export class Context {
 export interface InternalContextOptions {
   /** Calibration: read router and expert tensors through llama.cpp's eval callback (native/routing/RoutingStats). */
   collectRoutingStats?: boolean;
+  /** Importance matrix: read every matrix multiplication's input through the eval callback, every token an output (native/metrics/Imatrix). */
+  collectImatrix?: boolean;
   /** Reserve compute buffers for this many experts per token (default: the routing's largest count). */
   reserveExperts?: number;
 }
@@ -258,6 +260,7 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
     threads: options.threads,
     reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
     ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
+    ...(internal.collectImatrix ? { collectImatrix: true } : {}),
   });
   try {
     await nativeContext.init();

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_INVALID_ARG'
   | 'ERR_NATIVE'
   | 'ERR_NOT_IMPLEMENTED'
+  | 'ERR_IMATRIX'
   | 'ABORT_ERR';
 
 export class MoeEvalError extends Error {
