@@ -4,7 +4,7 @@
 # the GPU, and the throughput and overhead benchmarks; prints a summary. Sized for < 10 minutes.
 # That machine has no network and no Node.js: `node scripts/gpu-bundle.mjs` packs Node's binary, the
 # production node_modules/, dist/ and the patched vendor/llama.cpp/ into .gpu-check/bundle.tar.xz,
-# which travels with the working tree (device tool: carry [".gpu-check"]; 49 of its 64 MiB) and is
+# which travels with the working tree (49 MiB together, for a transfer of at most 64 MiB) and is
 # unpacked here first.
 #   node scripts/gpu-bundle.mjs        # here
 #   bash bench/gpu-check.sh            # there

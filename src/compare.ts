@@ -7,21 +7,28 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 
-import { toAbortReason } from './errors.js';
+import { MoeEvalError, toAbortReason } from './errors.js';
 import { type EvaluateResult, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
-import { loadModel } from './model.js';
+import { type LoadModelOptions, loadModel } from './model.js';
+import { resolveContextOptions } from './context.js';
+import { readGgufInfo } from './gguf-info.js';
 import { quantTypeId, quantizeModel } from './quantize.js';
 import type { ReportData, ResultRow } from './report/types.js';
-import type { Routing } from './routing.js';
+import { type Routing, resolveRouting, validateRoutingShape } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface CompareOptions {
   /** GGUF files; the first one, with its default routing, is the reference. */
   models: string[];
+  /** How every model is loaded (gpuLayers, kvOverrides, rpcServers, useMmap). */
+  loadOptions?: Omit<LoadModelOptions, 'signal' | 'onProgress'>;
   /** Also evaluate the first model quantized to these llama-quantize types (e.g. 'q8_0', 'q4_k_m', 'q2_k'). */
   quantize?: string[];
-  /** Folder for quantized files and the reference base. Default: .moe-eval-cache */
+  /**
+   * Where the quantized files and the reference's KL-divergence base are written (created if missing;
+   * reused by later runs). Default: `.moe-eval-cache` in the current folder. The result names it.
+   */
   cacheDir?: string;
   /** Routings to evaluate every model under. Default: [{}] (each model's own). */
   routings?: Routing[];
@@ -30,6 +37,7 @@ export interface CompareOptions {
   tokens?: Int32Array | readonly number[];
   contextSize?: number;
   batchSize?: number;
+  ubatchSize?: number;
   threads?: number;
   chunks?: number;
   onEvent?: (e: CompareEvent) => void;
@@ -37,12 +45,15 @@ export interface CompareOptions {
 }
 
 export type CompareEvent =
+  | { kind: 'cache'; dir: string }
   | { kind: 'quantize'; type: string; fraction: number; file: string }
   | { kind: 'evaluate'; model: string; routing: string; done: number; total: number; chunksDone: number; chunksTotal: number }
   | { kind: 'row'; row: ResultRow; done: number; total: number };
 
 export interface CompareResult extends ReportData {
   referenceFile: string;
+  /** The folder quantized files and the reference base were written to. */
+  cacheDir: string;
 }
 
 function scaleRuleOf(r: Routing): string {
@@ -50,25 +61,42 @@ function scaleRuleOf(r: Routing): string {
   return typeof r.expertScale === 'string' ? r.expertScale : 'custom';
 }
 
+const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'cacheDir', 'routings', 'text', 'file', 'tokens', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'onEvent', 'signal'] as const;
+
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const o = optionsObject(options, 'compare options');
-  checkOptionNames(o, ['models', 'quantize', 'cacheDir', 'routings', 'text', 'file', 'tokens', 'contextSize', 'batchSize', 'threads', 'chunks', 'onEvent', 'signal'], 'compare()');
+  checkOptionNames(o, COMPARE_OPTIONS, 'compare()');
   if (!Array.isArray(o.models) || o.models.length === 0 || !o.models.every((m) => typeof m === 'string' && m.length > 0)) {
     throw new TypeError(expected('a non-empty array of model paths', 'models', o.models));
   }
+  const loadOptions = optionsObject(o.loadOptions, 'loadOptions') as Omit<LoadModelOptions, 'signal' | 'onProgress'>;
   const quantize = (o.quantize as string[] | undefined) ?? [];
   if (!Array.isArray(quantize)) throw new TypeError(expected('an array of quantization types', 'quantize', o.quantize));
   quantize.forEach((t) => quantTypeId(t));
   const routings = (o.routings as Routing[] | undefined) ?? [{}];
   if (!Array.isArray(routings) || routings.length === 0) throw new TypeError(expected('a non-empty array of routings', 'routings', o.routings));
+  routings.forEach((r, i) => validateRoutingShape(r, `routings[${i}]`));
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   const onEvent = optionalFunction<(e: CompareEvent) => void>(o.onEvent, 'onEvent');
   const signal = optionalSignal(o.signal, 'signal');
-  const cacheDir = resolve((o.cacheDir as string | undefined) ?? '.moe-eval-cache');
-  mkdirSync(cacheDir, { recursive: true });
-
+  const sizes = resolveContextOptions(o, 'compare');
   const source = resolve(o.models[0] as string);
   const files = (o.models as string[]).map((m) => resolve(m));
+
+  // every model must score the same tokens against the first one's: check before any work
+  const heads = await Promise.all(files.map((f) => readGgufInfo(f)));
+  for (const h of heads.slice(1)) {
+    if (h.vocabSize !== heads[0]!.vocabSize) {
+      throw new MoeEvalError(
+        'ERR_VOCAB_MISMATCH',
+        `${basename(h.path)} has a vocabulary of ${h.vocabSize} tokens and ${basename(heads[0]!.path)} one of ${heads[0]!.vocabSize}: KL-divergence needs models with the same vocabulary`,
+      );
+    }
+  }
+  const cacheDir = resolve((o.cacheDir as string | undefined) ?? '.moe-eval-cache');
+  mkdirSync(cacheDir, { recursive: true });
+  onEvent?.({ kind: 'cache', dir: cacheDir });
+
   for (const type of quantize) {
     if (signal?.aborted) throw toAbortReason(signal);
     const out = join(cacheDir, `${basename(source, extname(source))}.${type.toLowerCase()}.gguf`);
@@ -78,7 +106,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     files.push(out);
   }
 
-  const sizes = { contextSize: o.contextSize as number | undefined, batchSize: o.batchSize as number | undefined, threads: o.threads as number | undefined };
+  const contextOptions = { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads };
   const total = files.length * routings.length;
   const rows: ResultRow[] = [];
   const fingerprints: Record<string, string> = {};
@@ -86,27 +114,34 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
   let reference: EvaluateResult | undefined;
   let done = 0;
   for (const [fi, file] of files.entries()) {
-    const model = await loadModel(file, { signal });
+    const model = await loadModel(file, { ...loadOptions, ...(signal ? { signal } : {}) });
     try {
       fingerprints[basename(file)] = await modelFingerprint(file);
       if (fi === 0) {
         const tokens = await inputTokens(model, o, 'compare()');
         fingerprints.text = tokensFingerprint(tokens);
         referenceFile = join(cacheDir, `reference-${fingerprints.text}-${basename(file)}.kld`);
-        reference = await evaluate(model, { tokens, ...sizes, ...(chunks ? { chunks } : {}), saveReference: referenceFile, signal });
+        reference = await evaluate(model, {
+          tokens,
+          ...contextOptions,
+          ...(chunks ? { chunks } : {}),
+          saveReference: referenceFile,
+          signal,
+          onProgress: (p) => onEvent?.({ kind: 'evaluate', model: basename(file), routing: 'default', done, total, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
+        });
       }
       const info = model.info;
-      const ctx = await model.createContext({ ...sizes, contextSize: reference!.contextSize });
+      const ctx = await model.createContext(contextOptions);
       try {
         for (const routing of routings) {
-          const isReference = fi === 0 && Object.keys(routing).length === 0;
+          const isReference = fi === 0 && resolveRouting(routing, info).isDefault;
           const r = isReference
             ? reference!
             : await evaluate(ctx, {
                 reference: referenceFile,
                 routing,
                 signal,
-                onProgress: (p) => onEvent?.({ kind: 'evaluate', model: basename(file), routing: JSON.stringify(routing), done, total, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
+                onProgress: (p) => onEvent?.({ kind: 'evaluate', model: basename(file), routing: resolveRouting(routing, info).label, done, total, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
               });
           const row: ResultRow = {
             model: basename(file),
@@ -122,6 +157,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
             kldMean: isReference ? 0 : (r.kld?.kldMean ?? null),
             sameTopPercent: isReference ? 100 : r.kld ? 100 * r.kld.sameTop : null,
             tokensPerSecond: r.tokensPerSecond,
+            threads: r.threads,
           };
           rows.push(row);
           done++;
@@ -139,8 +175,10 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     createdAt: new Date().toISOString(),
     settings: {
       reference: `${basename(source)}, default routing`,
+      text: typeof o.file === 'string' ? basename(o.file) : o.text !== undefined ? '(text given directly)' : '(tokens given directly)',
       contextSize: reference!.contextSize,
       batchSize: reference!.batchSize,
+      threads: reference!.threads,
       chunks: reference!.chunks.length,
       scoredTokens: reference!.scoredTokens,
       quantize: quantize.join(', ') || 'none',
@@ -149,5 +187,6 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     fingerprints,
     rows,
     referenceFile,
+    cacheDir,
   };
 }

@@ -243,6 +243,8 @@ export interface InternalContextOptions {
   collectImatrix?: boolean;
   /** Reserve compute buffers for this many experts per token (default: the routing's largest count). */
   reserveExperts?: number;
+  /** The context's routing, already resolved (instead of options.routing). */
+  routing?: ResolvedRouting;
 }
 
 /** @internal The one place a native context is created: model.createContext() and calibrate() come here. */
@@ -250,7 +252,7 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
   const o = optionsObject(optionsIn, 'createContext options');
   checkOptionNames(o, CONTEXT_OPTIONS, 'createContext()');
   const options = resolveContextOptions(o, 'createContext');
-  const routing = resolveRouting(o.routing as Routing | undefined, model.info);
+  const routing = internal.routing ?? resolveRouting(o.routing as Routing | undefined, model.info);
   const kvSize = options.sequences * options.contextSize;
   const nativeContext = new (native().Context)(model.native, {
     kvSize,

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_DISPOSED'
   | 'ERR_GGUF'
   | 'ERR_KLD_BASE'
+  | 'ERR_VOCAB_MISMATCH'
   | 'ERR_QUANTIZE'
   | 'ERR_RPC'
   | 'ERR_FILE'

@@ -2,8 +2,8 @@
  * evaluate(): perplexity of a text under a model or context, by llama-perplexity's method and numbers.
  * Validation and input handling live here; the loop itself is native/EvaluateWorker.cpp.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve as resolvePath } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 
 import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
@@ -126,9 +126,9 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
         throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
       }
     }
-  } else {
-    resolveContextOptions(o, 'evaluate'); // validate before loading anything
   }
+  // resolved once, before anything is loaded
+  const sizes = target instanceof Context ? target.options : resolveContextOptions(o, 'evaluate');
 
   const model = target instanceof Context ? target.model : target;
   const routing = o.routing === undefined ? undefined : resolveRouting(o.routing as Routing, model.info);
@@ -144,11 +144,14 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   if (base && base.vocabSize !== model.info.vocabSize) {
     throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with a vocabulary of ${base.vocabSize} tokens; this model has ${model.info.vocabSize}`);
   }
-  let contextSize = target instanceof Context ? target.options.contextSize : resolveContextOptions(o, 'evaluate').contextSize;
+  let contextSize = sizes.contextSize;
   if (base) {
     if (target instanceof Model && o.contextSize === undefined) contextSize = base.contextSize;
     if (contextSize !== base.contextSize) {
-      throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with a context of ${base.contextSize}; this evaluation uses ${contextSize}`);
+      throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with contextSize ${base.contextSize}; this evaluation uses contextSize ${contextSize} (use the base's, or make a new base)`);
+    }
+    if (chunks !== undefined && chunks > base.chunks) {
+      throw new RangeError(`Expected at most ${base.chunks} for chunks: the base ${base.path} holds ${base.chunks} chunks, but received ${chunks}`);
     }
   }
   const chunksFor = (n: number | undefined) => (base ? Math.min(n ?? base.chunks, base.chunks) : n);
@@ -176,6 +179,7 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
       ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string) } : {}),
       ...(refCtx ? { reference: refCtx.nativeWithRouting() } : {}),
     };
+    if (o.saveReference) await mkdir(dirname(resolvePath(o.saveReference as string)), { recursive: true });
     const { raw, routing: used } = await ctx.evaluateTokens(tokens, native, onProgress, signal, routing);
     const result = toResult(raw, used, ctx, tokens.length);
     if (o.saveReference) result.savedReference = resolvePath(o.saveReference as string);
@@ -201,13 +205,10 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     // evaluations (and their routings) run in call order
     return target.enqueue(() => withReference(target));
   }
-  const ctx = await target.createContext({
-    contextSize,
-    batchSize: o.batchSize as number | undefined,
-    ubatchSize: o.ubatchSize as number | undefined,
-    threads: o.threads as number | undefined,
-    routing: o.routing as Routing | undefined,
-  });
+  const ctx = await target.createContextWith(
+    { contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
+    { routing: routing ?? resolveRouting(undefined, model.info) },
+  );
   try {
     return await ctx.enqueue(() => withReference(ctx));
   } finally {

@@ -4,7 +4,8 @@
  * multiplies ffn_gate_inp (and its bias), experts sets <arch>.expert_used_count (an array when it
  * differs per layer). The -ser threshold has no GGUF form and is refused.
  */
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { fromNative } from './errors.js';
 import type { Model } from './model.js';
@@ -52,6 +53,7 @@ export async function exportModel(model: Model, outPath: string, options: Export
       scale.push({ name: `blk.${il}.ffn_gate_inp.bias`, factor: gs, optional: true });
     }
   }
+  await mkdir(dirname(out), { recursive: true });
   try {
     await native().rewriteGguf(model.path, out, { kv, scale }, onProgress);
   } catch (e) {

@@ -36,6 +36,8 @@ export interface ModelInfo {
   expertGroupsUsed: number;
   /** Indices of the layers that route through experts. */
   moeLayers: NativeLayerFacts[];
+  /** The metadata overrides the model was loaded with (KEY=TYPE:VALUE, llama.cpp's --override-kv syntax). */
+  kvOverrides: string[];
 }
 
 const FTYPES: Record<number, string> = {
@@ -51,7 +53,7 @@ export function fileTypeName(ftype: number): string {
   return guessed ? `${name} (guessed)` : name;
 }
 
-export function toModelInfo(path: string, raw: NativeModelInfo): ModelInfo {
+export function toModelInfo(path: string, raw: NativeModelInfo, kvOverrides: string[] = []): ModelInfo {
   const first = raw.moeLayers[0];
   return {
     path,
@@ -77,5 +79,6 @@ export function toModelInfo(path: string, raw: NativeModelInfo): ModelInfo {
     expertGroups: raw.expertGroups,
     expertGroupsUsed: raw.expertGroupsUsed,
     moeLayers: raw.moeLayers,
+    kvOverrides,
   };
 }

@@ -49,6 +49,11 @@ export function parseKvOverride(spec: string): KvOverride {
   return { key, type, value: raw };
 }
 
+/** An override in llama.cpp's --override-kv syntax. */
+export function formatKvOverride(kv: KvOverride): string {
+  return `${kv.key}=${kv.type}:${String(kv.value)}`;
+}
+
 function validateKv(kv: unknown, i: number): KvOverride {
   if (typeof kv === 'string') return parseKvOverride(kv);
   if (kv === null || typeof kv !== 'object') throw new TypeError(expected('KEY=TYPE:VALUE or { key, type, value }', `kvOverrides[${i}]`, kv));
@@ -104,7 +109,7 @@ export class Model {
   }
 
   /** @internal */
-  static async load(path: string, nativeModel: NativeModel, options: LoadModelOptions): Promise<Model> {
+  static async load(path: string, nativeModel: NativeModel, options: LoadModelOptions & { kvApplied: string[] }): Promise<Model> {
     const model = new Model(path, nativeModel);
     const signal = options.signal;
     const onAbort = () => nativeModel.abortLoad();
@@ -116,7 +121,7 @@ export class Model {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    model.#info = toModelInfo(path, nativeModel.info());
+    model.#info = toModelInfo(path, nativeModel.info(), options.kvApplied);
     return model;
   }
 
@@ -200,5 +205,5 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await checkModelFile(abs);
   if (signal?.aborted) throw toAbortReason(signal);
   const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides, rpcServers });
-  return Model.load(abs, nativeModel, { onProgress, signal });
+  return Model.load(abs, nativeModel, { onProgress, signal, kvApplied: kvOverrides.map(formatKvOverride) });
 }

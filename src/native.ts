@@ -219,6 +219,14 @@ export interface NativeRandomModelSpec {
   routerStd?: number;
 }
 
+export interface NativeGgufInfo {
+  version: number;
+  tensors: number;
+  parameters: number;
+  tensorBytes: number;
+  kv: Record<string, { type: string; value?: number | boolean | string; itemType?: string; length?: number }>;
+}
+
 export interface NativeAddon {
   Model: new (path: string, options: { gpuLayers?: number; useMmap?: boolean; kvOverrides?: { key: string; type: string; value: unknown }[]; rpcServers?: string[] }) => NativeModel;
   startRpcServer(endpoint: string, threads: number): Promise<void>;
@@ -232,6 +240,7 @@ export interface NativeAddon {
   quantizeModel(src: string, dst: string, options: NativeQuantizeOptions, onProgress?: (p: number) => void): Promise<void>;
   readImatrix(path: string): Promise<NativeImatrixFile>;
   writeImatrix(path: string, data: { entries: NativeImatrixEntry[]; datasets: string[]; chunkCount: number; chunkSize: number; legacy?: boolean }): Promise<void>;
+  readGgufInfo(path: string): Promise<NativeGgufInfo>;
   rewriteGguf(
     src: string,
     dst: string,

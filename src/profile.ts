@@ -4,7 +4,8 @@
  * correlation between chosen experts' outputs, and α_l(m) = sqrt(E‖o_n‖² / E‖o_m‖²) for every m up to
  * the experts computed. `expertScale: 'calibrated'` with `profile` uses α_l(m) per layer.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { MoeEvalError } from './errors.js';
 
@@ -65,7 +66,9 @@ export class RoutingProfile {
     }
   }
 
+  /** Writes the profile as JSON (atomically; the folder is created if missing). */
   async save(path: string): Promise<void> {
+    await mkdir(dirname(resolve(path)), { recursive: true });
     const tmp = `${path}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify(this.data, null, 2) + '\n');
     await rename(tmp, path);

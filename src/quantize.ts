@@ -5,8 +5,8 @@
  * The output is byte-identical to llama-quantize's for the same inputs (test/quantize.test.mjs).
  */
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
 
 import { MoeEvalError, fromNative } from './errors.js';
 import { type NativeQuantizeOptions, native } from './native.js';
@@ -161,6 +161,7 @@ export async function quantizeModel(src: string, dst: string, options: QuantizeO
       throw new MoeEvalError('ERR_FILE', `${what} file not found: ${file}`);
     }
   }
+  await mkdir(dirname(to), { recursive: true });
   const nativeOptions: NativeQuantizeOptions = {
     ftype,
     threads,

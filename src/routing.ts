@@ -340,6 +340,8 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
   if (minWeightRatio !== null) parts.push(`ser=${minExperts},${formatNumber(minWeightRatio)}`);
   if (topP !== null) parts.push(`top-p=${formatNumber(topP)}`);
   if (masked) parts.push(`mask-experts=${formatMask(maskExperts, info)}`);
+  // a model loaded with metadata overrides routes differently from its file: the label says so
+  const overrides = info.kvOverrides?.length ? ` (override-kv ${info.kvOverrides.join(' ')})` : '';
   return {
     experts,
     expertScale,
@@ -350,7 +352,7 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     maskExperts,
     expertScaleRule: rule,
     isDefault,
-    label: parts.length ? parts.join(' ') : DEFAULT_LABEL,
+    label: (parts.length ? parts.join(' ') : DEFAULT_LABEL) + overrides,
   };
 }
 

@@ -14,7 +14,8 @@ import { Model, loadModel } from './model.js';
 import { readKldBaseHeader } from './reference.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
-import type { Routing } from './routing.js';
+import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
+import { resolveContextOptions } from './context.js';
 import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface SweepGrid {
@@ -25,14 +26,18 @@ export interface SweepGrid {
 }
 
 export interface SweepOptions {
-  grid: SweepGrid;
+  /** The points: every combination of these values (gridPoints()). Give `grid` or `routings`. */
+  grid?: SweepGrid;
+  /** The points as a list of routings, evaluated in this order. Give `grid` or `routings`. */
+  routings?: Routing[];
   text?: string;
   file?: string;
   tokens?: Int32Array | readonly number[];
-  /** JSONL results file; also the resume state. */
+  /** JSONL results file (created with its folder); also the resume state. */
   out: string;
   contextSize?: number;
   batchSize?: number;
+  ubatchSize?: number;
   threads?: number;
   chunks?: number;
   /**
@@ -40,10 +45,10 @@ export interface SweepOptions {
    * once to `<out>.base.kld` and reused), or a base file path.
    */
   reference?: 'default' | string;
-  /** A routing profile from calibrate(), for grid points with expertScale 'calibrated'. */
+  /** A routing profile from calibrate(), for points with expertScale 'calibrated'. */
   profile?: RoutingProfile;
   onPoint?: (row: SweepRow, done: number, total: number) => void;
-  onProgress?: (p: { point: number; points: number; chunksDone: number; chunksTotal: number }) => void;
+  onProgress?: (p: { point: number; points: number; routing: string; chunksDone: number; chunksTotal: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -62,6 +67,8 @@ export interface SweepRow {
   kldUnc: number | null;
   sameTop: number | null;
   tokensPerSecond: number;
+  /** CPU threads tokensPerSecond was measured with. */
+  threads: number;
   elapsedMs: number;
   model: string;
   fileType: string;
@@ -76,6 +83,8 @@ export interface SweepResult {
   /** Points found already done in `out`. */
   resumed: number;
   evaluated: number;
+  /** Points left out because they resolve to the same routing as an earlier point (e.g. uniform scale at the model's own count). */
+  duplicates: { routing: Routing; sameAs: string }[];
 }
 
 const GRID_KEYS = ['experts', 'expertScale', 'gateScale', 'minWeightRatio'] as const;
@@ -93,34 +102,57 @@ export function gridPoints(grid: SweepGrid): Routing[] {
   return points;
 }
 
+const SWEEP_OPTIONS = ['grid', 'routings', 'text', 'file', 'tokens', 'out', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'] as const;
+
+/** A resolved routing's identity: two points with the same one evaluate the same graph. */
+function routingKey(r: ResolvedRouting): string {
+  return stableJson({ experts: r.experts, expertScale: r.expertScale, gateScale: r.gateScale, ser: [r.minExperts, r.minWeightRatio], topP: r.topP, mask: r.maskExperts });
+}
+
 export async function sweep(target: Model | string, options: SweepOptions): Promise<SweepResult> {
   const o = optionsObject(options, 'sweep options');
-  checkOptionNames(o, ['grid', 'text', 'file', 'tokens', 'out', 'contextSize', 'batchSize', 'threads', 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'], 'sweep()');
+  checkOptionNames(o, SWEEP_OPTIONS, 'sweep()');
   if (o.profile !== undefined && !(o.profile instanceof RoutingProfile)) throw new TypeError(expected('a RoutingProfile', 'profile', o.profile));
-  const points = gridPoints(o.grid as SweepGrid);
+  if ((o.grid === undefined) === (o.routings === undefined)) throw new TypeError('Expected exactly one of grid or routings for sweep()');
+  if (o.routings !== undefined && (!Array.isArray(o.routings) || o.routings.length === 0)) throw new TypeError(expected('a non-empty array of routings', 'routings', o.routings));
+  const given = o.routings !== undefined ? (o.routings as Routing[]) : gridPoints(o.grid as SweepGrid);
   const out = resolve(nonEmptyString(o.out, 'out'));
   const signal = optionalSignal(o.signal, 'signal');
   const onPoint = optionalFunction<NonNullable<SweepOptions['onPoint']>>(o.onPoint, 'onPoint');
   const onProgress = optionalFunction<NonNullable<SweepOptions['onProgress']>>(o.onProgress, 'onProgress');
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   if (o.reference !== undefined && typeof o.reference !== 'string') throw new TypeError(expected("'default' or a base file path", 'reference', o.reference));
+  resolveContextOptions(o, 'sweep'); // sizes checked before anything is loaded
   if (signal?.aborted) throw toAbortReason(signal);
 
-  const model = typeof target === 'string' ? await loadModel(target, { signal }) : target;
+  const model = typeof target === 'string' ? await loadModel(target, signal ? { signal } : {}) : target;
   if (!(model instanceof Model)) throw new TypeError(expected('a Model or a model path', 'sweep() target', target));
-  const results = new ResultsFile<SweepRow>(out);
+  let results: ResultsFile<SweepRow> | undefined;
   let ctx: Context | undefined;
   try {
-    const tokens = await inputTokens(model, o, 'sweep()');
     const info = model.info;
-    const maxExperts = Math.max(info.expertsUsed, ...points.flatMap((p) => (p.experts === undefined ? [] : [p.experts].flat() as number[])));
+    // every point resolved (and so checked) before the first evaluation; duplicates dropped
+    const withProfile = (p: Routing): Routing => (typeof p.expertScale === 'string' && p.expertScale.trim() === 'calibrated' && p.profile === undefined && o.profile ? { ...p, profile: o.profile as RoutingProfile } : p);
+    const points: { routing: Routing; resolved: ResolvedRouting; key: string }[] = [];
+    const duplicates: SweepResult['duplicates'] = [];
+    for (const p of given) {
+      const routing = withProfile(p);
+      const resolved = resolveRouting(routing, info);
+      const key = routingKey(resolved);
+      const earlier = points.find((q) => q.key === key);
+      if (earlier) duplicates.push({ routing: p, sameAs: earlier.resolved.label });
+      else points.push({ routing, resolved, key });
+    }
+    const tokens = await inputTokens(model, o, 'sweep()');
     ctx = await model.createContext({
       contextSize: o.contextSize as number | undefined,
       batchSize: o.batchSize as number | undefined,
+      ubatchSize: o.ubatchSize as number | undefined,
       threads: o.threads as number | undefined,
-      routing: info.expertCount > 0 ? { experts: maxExperts } : {},
+      routing: info.expertCount > 0 ? { experts: Math.max(info.expertsUsed, ...points.flatMap((p) => p.resolved.experts)) } : {},
     });
-    const base = { model: await modelFingerprint(model.path), text: tokensFingerprint(tokens), contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, chunks: chunks ?? null };
+    const basis = { model: await modelFingerprint(model.path), text: tokensFingerprint(tokens), contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, chunks: chunks ?? null, reference: o.reference ?? null };
+    results = new ResultsFile<SweepRow>(out, { kind: 'sweep', basis });
 
     let reference: string | undefined;
     if (o.reference === 'default') {
@@ -135,8 +167,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     let evaluated = 0;
     const rows: SweepRow[] = [];
     for (const [i, point] of points.entries()) {
-      const key = stableJson({ ...base, reference: o.reference ?? null, point, profile: point.expertScale === 'calibrated' ? ((o.profile as RoutingProfile | undefined)?.data.text.fingerprint ?? null) : undefined });
-      const done = results.get(key);
+      const done = results.get(point.key);
       if (done) {
         resumed++;
         rows.push(done);
@@ -147,13 +178,13 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       const r: EvaluateResult = await evaluate(ctx, {
         ...(reference ? { reference } : { tokens }),
         ...(chunks ? { chunks } : {}),
-        routing: point.expertScale === 'calibrated' ? { ...point, profile: o.profile as RoutingProfile } : point,
+        routing: point.routing,
         signal,
-        onProgress: (p) => onProgress?.({ point: i + 1, points: points.length, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
+        onProgress: (p) => onProgress?.({ point: i + 1, points: points.length, routing: point.resolved.label, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
       });
       const row: SweepRow = {
-        key,
-        point,
+        key: point.key,
+        point: { ...point.routing, profile: undefined },
         routing: r.routing.label,
         experts: r.routing.experts,
         expertScale: r.routing.expertScale,
@@ -166,21 +197,22 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
         kldUnc: r.kld?.kldUnc ?? null,
         sameTop: r.kld?.sameTop ?? null,
         tokensPerSecond: r.tokensPerSecond,
+        threads: r.threads,
         elapsedMs: r.elapsedMs,
         model: model.path,
         fileType: info.fileType,
         contextSize: r.contextSize,
         chunks: r.chunks.length,
-        text: base.text,
+        text: basis.text,
       };
       results.append(row);
       rows.push(row);
       evaluated++;
       onPoint?.(row, i + 1, points.length);
     }
-    return { out, rows, resumed, evaluated };
+    return { out, rows, resumed, evaluated, duplicates };
   } finally {
-    results.close();
+    results?.close();
     await ctx?.dispose();
     if (typeof target === 'string') await model.dispose();
   }

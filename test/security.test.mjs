@@ -1,12 +1,11 @@
 // Only the files the caller names are read or written; nothing reaches the network; no shell.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { evaluate, loadModel, sweep } from '../dist/index.js';
-import { fixture, root, sampleText } from './helpers/fixtures.mjs';
+import { dir, fixture, root } from './helpers/fixtures.mjs';
 
 function walk(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
@@ -21,21 +20,22 @@ describe('security', () => {
   });
 
   test('an evaluation and a sweep write exactly the files they were given, nowhere else', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'moe-eval-sec-'));
-    // nothing new next to it in the temp folder either (top level: where a stray temp file would go)
-    const before = new Set(readdirSync(tmpdir()));
-    const cwd = process.cwd();
-    process.chdir(work);
-    try {
-      const model = await loadModel(await fixture('llama'));
-      await evaluate(model, { text: sampleText(), contextSize: 64, threads: 2, chunks: 2, saveReference: join(work, 'base.kld') });
-      await sweep(model, { grid: { experts: [1, 2] }, text: sampleText(), out: join(work, 'sweep.jsonl'), contextSize: 64, threads: 2, chunks: 2, reference: 'default' });
+    // in a child process whose temp folder is private to this test: other processes on the machine
+    // (compilers, other test runs) write to the shared one, so only a private one can show a stray file
+    const work = mkdtempSync(join(dir, 'sec-work-'));
+    const tmp = mkdtempSync(join(dir, 'sec-tmp-'));
+    const script = `
+      import { evaluate, loadModel, sweep } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
+      import { readFileSync } from 'node:fs';
+      const text = readFileSync(${JSON.stringify(join(root, 'vendor', 'llama.cpp', 'README.md'))}, 'utf8');
+      const model = await loadModel(${JSON.stringify(await fixture('llama'))});
+      await evaluate(model, { text, contextSize: 64, threads: 2, chunks: 2, saveReference: 'base.kld' });
+      await sweep(model, { grid: { experts: [1, 2] }, text, out: 'sweep.jsonl', contextSize: 64, threads: 2, chunks: 2, reference: 'default' });
       await model.dispose();
-    } finally {
-      process.chdir(cwd);
-    }
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: work, env: { ...process.env, TMPDIR: tmp, TMP: tmp, TEMP: tmp }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(readdirSync(work).sort(), ['base.kld', 'sweep.jsonl', 'sweep.jsonl.base.kld']);
-    const added = readdirSync(tmpdir()).filter((f) => !before.has(f));
-    assert.deepEqual(added, [], 'files appeared outside the named ones');
+    assert.deepEqual(readdirSync(tmp), [], 'files appeared in the temp folder');
   });
 });

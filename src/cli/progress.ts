@@ -1,35 +1,66 @@
-/** Progress bars on stderr, only when stderr is a TTY (cli-progress); silent otherwise. */
+/**
+ * Progress on stderr, only when stderr is a terminal (cli-progress): one line of chunks for an
+ * evaluation, and above it a line of points for work made of several evaluations (a sweep's grid, a
+ * comparison's models × routings). Every display is registered, so that an error or an interrupt can
+ * stop them all before its message is printed: a bar never draws over a message, and no bar's timer
+ * keeps the process alive after the work has ended.
+ */
 import cliProgress from 'cli-progress';
 
-export interface Bar {
-  update(done: number, total: number, extra?: string): void;
+export interface Progress {
+  /** The outer count: points of a grid, models of a comparison. */
+  points(done: number, total: number, label?: string): void;
+  /** The inner count: chunks of the evaluation under way. */
+  chunks(done: number, total: number, extra?: string): void;
   stop(): void;
 }
 
-export function progressBar(label: string): Bar {
-  if (!process.stderr.isTTY) return { update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: `${label} [{bar}] {value}/{total} chunks | ETA {eta_formatted} | {extra}`,
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 4,
-    },
+const active = new Set<cliProgress.MultiBar>();
+
+/** Stops every progress display (before an error or "interrupted" is printed). */
+export function stopAllProgress(): void {
+  for (const m of active) m.stop();
+  active.clear();
+}
+
+/** A line on stderr that never collides with a bar (printed above the bars while they run). */
+export function notice(text: string): void {
+  const line = `moe-eval: ${text}\n`;
+  const [bar] = active;
+  if (bar) bar.log(line);
+  else process.stderr.write(line);
+}
+
+const silent: Progress = { points() {}, chunks() {}, stop() {} };
+
+export function progress(label: string, enabled = true): Progress {
+  if (!enabled || !process.stderr.isTTY) return silent;
+  const multi = new cliProgress.MultiBar(
+    { stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 8, autopadding: true, format: '{label} [{bar}] {value}/{total} {unit} | ETA {eta_formatted} | {extra}' },
     cliProgress.Presets.shades_classic,
   );
-  let started = false;
+  active.add(multi);
+  let outer: cliProgress.SingleBar | undefined;
+  let inner: cliProgress.SingleBar | undefined;
+  let stopped = false;
   return {
-    update(done, total, extra = '') {
-      if (!started) {
-        bar.start(total, 0, { extra });
-        started = true;
-      }
-      bar.setTotal(total);
-      bar.update(done, { extra });
+    points(done, total, text = '') {
+      if (stopped) return;
+      if (!outer) outer = multi.create(total, done, { label, unit: 'points', extra: text });
+      outer.setTotal(total);
+      outer.update(done, { extra: text });
+    },
+    chunks(done, total, extra = '') {
+      if (stopped) return;
+      if (!inner) inner = multi.create(total, done, { label: outer ? ' '.repeat(label.length) : label, unit: 'chunks', extra });
+      inner.setTotal(total);
+      inner.update(done, { extra });
     },
     stop() {
-      if (started) bar.stop();
+      if (stopped) return;
+      stopped = true;
+      multi.stop();
+      active.delete(multi);
     },
   };
 }

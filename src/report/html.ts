@@ -117,9 +117,9 @@ table.results td { white-space: nowrap; }
 td.num { white-space: nowrap; }
 .na { color: #999; }
 .empty { color: #777; font-style: italic; }
-.plots { display: flex; flex-wrap: wrap; gap: 24px; }
+.plots { display: flex; flex-direction: column; gap: 24px; }
 figure.plot { margin: 0; padding: 8px; border: 1px solid #e5e5e5; border-radius: 6px; background: #fff; }
-figure.plot svg { display: block; max-width: 100%; height: auto; }
+figure.plot svg { display: block; width: 100%; height: auto; }
 footer { margin-top: 40px; color: #777; font-size: 12px; }
 @media print { body { padding: 0; } figure.plot { break-inside: avoid; } thead th { position: static; } }
 `;

@@ -169,7 +169,7 @@ function lineSpec(chart: LineChart): TopLevelSpec {
       y: {
         field: 'y',
         type: 'quantitative',
-        title: chart.yTitle,
+        title: y.type === 'linear' ? chart.yTitle : `${chart.yTitle}, log scale`,
         scale: y.type === 'linear' ? { type: 'linear', zero: false } : { type: y.type, domain: y.domain!, nice: false, ...(y.constant === undefined ? {} : { constant: y.constant }) },
         axis: y.ticks === undefined ? { format: '~g' } : { format: '~g', values: y.ticks },
       },
@@ -255,29 +255,60 @@ function expertsSweep(rows: readonly ResultRow[]): { subset: ResultRow[]; label:
   return { subset, label: `${best.model} (${subset[0]!.fileType})` };
 }
 
+/**
+ * Rows of the routings evaluated at more than one bits-per-weight: the only ones that make a line
+ * against bits per weight (a routing seen at one quantization only would be a lone point, and a
+ * legend entry without a line).
+ */
+function acrossQuantizations<T extends ResultRow>(rows: readonly T[]): T[] {
+  return rows.filter((r) => distinct(rows.filter((q) => q.routing === r.routing).map((q) => q.bitsPerWeight)).length > 1);
+}
+
+/**
+ * The experts plot's points: every scale rule equals the default routing at the model's own expert
+ * count (every rule's factor is 1 there), so a rule's line passes through the default's point even
+ * where that point was evaluated once, as the default.
+ */
+function expertsPoints(rows: readonly ResultRow[]): Point[] {
+  const points = rows.map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule }));
+  const def = rows.find((r) => r.routing === 'default');
+  if (!def) return points;
+  for (const rule of distinct(rows.map((r) => r.scaleRule))) {
+    if (rule === 'custom' || points.some((p) => p.series === rule && p.x === def.experts)) continue;
+    points.push({ x: def.experts, y: def.perplexity, series: rule });
+  }
+  return points;
+}
+
 /** The charts the rows support, as specs (exported for tests and for callers who restyle them). */
 export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec }[] {
-  const charts: LineChart[] = [
-    {
+  const charts: LineChart[] = [];
+  const quantized = acrossQuantizations(rows);
+  if (quantized.length > 0) {
+    charts.push({
       name: 'perplexity-vs-bpw',
       title: 'Perplexity vs. bits per weight',
       subtitle: 'One line per routing; lower is better',
       xTitle: BPW_AXIS,
       yTitle: PPL_AXIS,
       seriesTitle: 'Routing',
-      points: rows.map((r) => ({ x: r.bitsPerWeight, y: r.perplexity, series: r.routing })),
-    },
-  ];
-  const withKld = rows.filter((r): r is ResultRow & { kldMean: number } => r.kldMean !== null);
+      points: quantized.map((r) => ({ x: r.bitsPerWeight, y: r.perplexity, series: r.routing })),
+    });
+  }
+  // The reference itself has KLD 0, which a log axis cannot place; it is left out (and said so) there.
+  const withKld = quantized.filter((r): r is ResultRow & { kldMean: number } => r.kldMean !== null);
   if (withKld.length > 0) {
+    const positive = withKld.filter((r) => r.kldMean > 0);
+    const log = yScaleFor(positive.map((r) => r.kldMean)).type !== 'linear';
+    const shown = log ? positive : withKld;
     charts.push({
       name: 'kld-vs-bpw',
       title: 'Mean KL divergence vs. bits per weight',
-      subtitle: 'Against the reference logits; one line per routing; lower is closer',
+      subtitle: `Against the reference logits; one line per routing; lower is closer${log && shown.length < withKld.length ? ' (the reference, KLD 0, is not drawn on the log scale)' : ''}`,
       xTitle: BPW_AXIS,
       yTitle: 'Mean KL divergence (nats)',
       seriesTitle: 'Routing',
-      points: withKld.map((r) => ({ x: r.bitsPerWeight, y: r.kldMean, series: r.routing })),
+      points: shown.map((r) => ({ x: r.bitsPerWeight, y: r.kldMean, series: r.routing })),
     });
   }
   if (distinct(rows.map((r) => r.experts)).length > 1) {
@@ -290,7 +321,7 @@ export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: st
       yTitle: PPL_AXIS,
       seriesTitle: 'Scale rule',
       xIntegers: true,
-      points: subset.map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule })),
+      points: expertsPoints(subset),
     });
   }
   return charts.map((c) => ({ name: c.name, title: c.title, spec: lineSpec(c) }));

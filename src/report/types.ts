@@ -18,6 +18,8 @@ export interface ResultRow {
   kldMean: number | null; // mean KL-divergence vs reference (nats)
   sameTopPercent: number | null; // % tokens whose argmax equals the reference's
   tokensPerSecond: number;
+  /** CPU threads tokensPerSecond was measured with (null when unknown). */
+  threads: number | null;
 }
 
 export interface ReportData {
@@ -46,6 +48,7 @@ export const RESULT_COLUMNS = [
   'kldMean',
   'sameTopPercent',
   'tokensPerSecond',
+  'threads',
 ] as const satisfies readonly (keyof ResultRow)[];
 
 /** One rendered plot: `name` is the file stem of its .svg (e.g. 'perplexity-vs-bpw'). */

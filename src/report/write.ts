@@ -68,6 +68,7 @@ function checkRow(value: unknown, name: string): ResultRow {
     kldMean: nullableFinite(value.kldMean, `${name}.kldMean`),
     sameTopPercent: nullableFinite(value.sameTopPercent, `${name}.sameTopPercent`, 0, 100, 'a number in [0, 100] or null'),
     tokensPerSecond: finite(value.tokensPerSecond, `${name}.tokensPerSecond`, 0, 'a finite number >= 0'),
+    threads: value.threads === undefined ? null : nullableFinite(value.threads, `${name}.threads`, 1),
   };
   return row;
 }

@@ -1,42 +1,36 @@
 /**
  * moe-eval info: the model's routing facts as llama.cpp applies them, and what one evaluation context
- * of the given sizes costs in memory (llama.cpp's own accounting: weights, KV cache, compute buffers).
+ * of the given sizes and routing costs in memory (llama.cpp's own accounting: weights, KV cache, compute buffers).
  */
 import type { Argv } from 'yargs';
 
 import { MoeEvalError } from '../../errors.js';
-import { loadModel } from '../../model.js';
+import { formatMiB } from '../../format.js';
 import type { ContextMemory } from '../../native.js';
-import { contextFlags, modelFlags } from '../args.js';
-import { printJson, table } from '../output.js';
+import { contextFlags, jsonFlag, modelFlags, routingFlags } from '../flags.js';
+import { contextFromArgs, loadModelFromArgs } from '../load.js';
+import { factsTable, printJson } from '../output.js';
+import { routingFromArgs } from '../routing-args.js';
 
 export const command = 'info';
-export const describe = "a model's architecture and MoE routing facts";
+export const describe = "a model's architecture and MoE routing facts, and the memory of an evaluation context";
 export const builder = (y: Argv) =>
-  contextFlags(modelFlags(y))
-    .option('experts', { type: 'number', describe: 'size the compute buffers for this many experts per token' })
+  jsonFlag(routingFlags(contextFlags(modelFlags(y))))
     .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf', 'experts, gating, renormalization, file type, memory of a -c 512 -b 2048 context')
-    .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf -c 4096 -b 4096 --experts 4', 'the memory of that context instead');
+    .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf -c 4096 -b 4096 --experts 4', 'the memory of that context, sized for 4 experts per token');
 
-type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
-
-export async function handler(a: Args, signal: AbortSignal): Promise<void> {
-  const model = await loadModel(a.model, { gpuLayers: a['n-gpu-layers'], kvOverrides: a['override-kv'] ?? [], ...(a.rpc ? { rpcServers: a.rpc.split(',') } : {}), signal });
+export async function handler(a: Record<string, unknown>, signal: AbortSignal): Promise<void> {
+  const routing = await routingFromArgs(a, 'info');
+  const sizes = contextFromArgs(a);
+  const model = await loadModelFromArgs(a, signal);
   try {
     const i = model.info;
-    const sizes = {
-      contextSize: a['ctx-size'],
-      batchSize: a['batch-size'],
-      ubatchSize: a['ubatch-size'],
-      ...(a.threads === undefined ? {} : { threads: a.threads }),
-      ...(a.experts === undefined ? {} : { routing: { experts: a.experts } }),
-    };
     // a context that cannot be created (out of memory, say) leaves the routing facts worth printing;
     // bad sizes are usage errors (TypeError/RangeError) and still stop here
-    let memory: (ContextMemory & { contextSize: number; batchSize: number; ubatchSize: number }) | { error: string };
+    let memory: (ContextMemory & { contextSize: number; batchSize: number; ubatchSize: number; threads: number }) | { error: string };
     try {
-      const ctx = await model.createContext(sizes);
-      memory = { contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, ...(await ctx.memory()) };
+      const ctx = await model.createContext({ ...sizes, routing });
+      memory = { contextSize: ctx.options.contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, threads: ctx.options.threads, ...(await ctx.memory()) };
       await ctx.dispose();
     } catch (e) {
       if (!(e instanceof MoeEvalError)) throw e;
@@ -46,11 +40,10 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       printJson({ ...i, contextMemory: memory });
       return;
     }
-    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     const rows: [string, string | number][] = [
       ['architecture', i.architecture],
       ['file type', i.fileType],
-      ['size', `${(i.sizeBytes / 2 ** 20).toFixed(1)} MiB, ${i.bitsPerWeight.toFixed(2)} bits per weight`],
+      ['size', `${formatMiB(i.sizeBytes)}, ${i.bitsPerWeight.toFixed(2)} bits per weight`],
       ['parameters', i.parameters.toLocaleString('en-US')],
       ['layers', i.layers],
       ['vocabulary', i.vocabSize],
@@ -63,14 +56,15 @@ export async function handler(a: Args, signal: AbortSignal): Promise<void> {
       ['expert weights scale', i.expertWeightsScale],
       ['shared experts', i.sharedExperts ? `${i.sharedExperts} (always on; never routed or scaled)` : 0],
       ['expert groups', i.expertGroups ? `${i.expertGroupsUsed} of ${i.expertGroups} used` : '-'],
+      ...(i.kvOverrides.length ? [['--override-kv', i.kvOverrides.join(' ')] as [string, string]] : []),
       'error' in memory
-        ? [`memory, -c ${a['ctx-size']} -b ${a['batch-size']} -ub ${a['ubatch-size']}`, `no context: ${memory.error}`]
+        ? ['memory of a context', `none could be created: ${memory.error}`]
         : [
-            `memory, -c ${memory.contextSize} -b ${memory.batchSize} -ub ${memory.ubatchSize}`,
-            `weights ${mib(memory.model)} (mapped once, shared by all contexts), KV ${mib(memory.context)}, compute ${mib(memory.compute)}`,
+            `memory, -c ${memory.contextSize} -b ${memory.batchSize} -ub ${memory.ubatchSize}${routing && Object.keys(routing).length ? ` (${Object.keys(routing).join(', ')})` : ''}`,
+            `weights ${formatMiB(memory.model)} (mapped once, shared by all contexts), KV ${formatMiB(memory.context)}, compute ${formatMiB(memory.compute)}`,
           ],
     ];
-    process.stdout.write(table(['', ''], rows) + '\n');
+    process.stdout.write(factsTable(rows) + '\n');
   } finally {
     await model.dispose();
   }

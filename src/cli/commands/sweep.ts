@@ -1,64 +1,63 @@
-/** moe-eval sweep: a routing grid on one model, resumable (JSONL), with optional KL-divergence. */
+/** moe-eval sweep: a routing grid on one loaded model, resumable (JSONL), with optional KL-divergence. */
 import type { Argv } from 'yargs';
 
+import { formatKld, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
 import { sweep } from '../../sweep.js';
-import { evalFlags, modelFlags, readTextArg } from '../args.js';
-import { fmt, printJson, table } from '../output.js';
-import { progressBar } from '../progress.js';
-
-const list = (v: string | undefined, numeric: boolean) =>
-  v === undefined ? undefined : v.split(/[;\s]+/).filter(Boolean).map((x) => (numeric || /^[0-9.]+$/.test(x) ? (x.includes(',') ? x.split(',').map(Number) : Number(x)) : x));
+import { contextFlags, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
+import { printJson, table } from '../output.js';
+import { notice, progress } from '../progress.js';
+import { routingGridFromArgs } from '../routing-args.js';
 
 export const command = 'sweep';
-export const describe = 'evaluate a grid of routings; results append to a JSONL file and a rerun resumes';
+export const describe = 'evaluate every combination of routing flag values on one loaded model; results append to a JSONL file and a rerun resumes';
 export const builder = (y: Argv) =>
-  evalFlags(modelFlags(y))
-    .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results file (JSONL); rerunning with it resumes' })
-    .option('experts', { type: 'string', describe: 'values separated by spaces or ";" (a value may be a per-layer list a,b,c)' })
-    .option('expert-scale', { type: 'string', describe: 'values: numbers or rules (none seed-uniform uniform zipf:1 …)' })
-    .option('gate-scale', { type: 'string', describe: 'values' })
-    .option('min-weight-ratio', { type: 'string', describe: 'values of -ser t (Kmin = 1)' })
-    .option('kld', { type: 'boolean', default: false, describe: "KL-divergence against the model's own routing" })
+  jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y)))))
+    .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results file (JSONL, created with its folder); rerunning with it resumes' })
+    .option('kld', { type: 'boolean', default: false, describe: "KL-divergence against the model's own routing (its base is written once beside --out)" })
     .option('kl-divergence-base', { type: 'string', describe: 'KL-divergence against this base file instead' })
-    .example('$0 sweep -m model.gguf -f text.txt -o sweep.jsonl --experts "1 2 3 4" --expert-scale "none seed-uniform uniform" --kld', '12 points, resumable');
+    .example('$0 sweep -m model.gguf -f text.txt -o sweep.jsonl --experts 1 2 3 4 --expert-scale none seed-uniform uniform --kld', '12 points (11 evaluated: uniform at the trained count is the default), resumable')
+    .example('$0 sweep -m model.gguf -f text.txt -o ser.jsonl --ser none 1,0.2 1,0.4 1,0.6 --kld', '-ser thresholds');
 
-type Args = Awaited<ReturnType<ReturnType<typeof builder>['parseAsync']>>;
-
-export async function handler(a: Args, signal: AbortSignal): Promise<void> {
-  const input = await readTextArg(a.file);
-  const grid: Record<string, unknown[]> = {};
-  const experts = list(a.experts, true);
-  const es = list(a['expert-scale'], false);
-  const gs = list(a['gate-scale'], true);
-  const ser = list(a['min-weight-ratio'], true);
-  if (experts) grid.experts = experts;
-  if (es) grid.expertScale = es;
-  if (gs) grid.gateScale = gs;
-  if (ser) grid.minWeightRatio = ser;
-  const bar = a.json ? progressBar('') : progressBar('sweep');
-  const r = await sweep(a.model, {
-    ...input,
-    grid,
-    out: a.out,
-    contextSize: a['ctx-size'],
-    batchSize: a['batch-size'],
-    ...(a.threads ? { threads: a.threads } : {}),
-    ...(a.chunks ? { chunks: a.chunks } : {}),
-    ...(a['kl-divergence-base'] ? { reference: a['kl-divergence-base'] } : a.kld ? { reference: 'default' } : {}),
-    signal,
-    onPoint: (row, done, total) => bar.update(done, total, `${row.routing}: PPL ${fmt(row.perplexity)}`),
-  });
-  bar.stop();
-  if (a.json) {
-    printJson(r);
-    return;
+export async function handler(a: Record<string, unknown>, signal: AbortSignal): Promise<void> {
+  const input = await textFromArgs(a);
+  const routings = await routingGridFromArgs(a);
+  const base = stringFlag(a, 'kl-divergence-base');
+  if (base && a.kld) throw new TypeError('--kld and --kl-divergence-base both name a reference; give one');
+  const model = await loadModelFromArgs(a, signal);
+  const bar = progress('sweep', !a.json);
+  try {
+    bar.points(0, routings.length);
+    const r = await sweep(model, {
+      ...input,
+      ...contextFromArgs(a),
+      routings,
+      out: stringFlag(a, 'out')!,
+      ...(base ? { reference: base } : a.kld ? { reference: 'default' } : {}),
+      signal,
+      onProgress: (p) => {
+        bar.points(p.point - 1, p.points, p.routing);
+        bar.chunks(p.chunksDone, p.chunksTotal);
+      },
+      onPoint: (row, done, total) => bar.points(done, total, `${row.routing}: PPL ${formatPerplexity(row.perplexity)}`),
+    });
+    bar.stop();
+    for (const d of r.duplicates) notice(`a point is the same routing as ${d.sameAs}; evaluated once`);
+    if (a.json) {
+      printJson(r);
+      return;
+    }
+    const withKld = r.rows.some((x) => x.kldMean !== null);
+    const threads = [...new Set(r.rows.map((x) => x.threads))].join(',');
+    process.stdout.write(
+      table(
+        ['routing', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), `tokens/s (-t ${threads})`],
+        r.rows.map((x) => [x.routing, formatPerplexity(x.perplexity), formatStderr(x.stderr), ...(withKld ? [formatKld(x.kldMean), formatPercent(x.sameTop === null ? null : 100 * x.sameTop)] : []), formatTokensPerSecond(x.tokensPerSecond)]),
+      ) + '\n',
+    );
+    process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}\n`);
+  } finally {
+    bar.stop();
+    await model.dispose();
   }
-  const withKld = r.rows.some((x) => x.kldMean !== null);
-  process.stdout.write(
-    table(
-      ['routing', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top %'] : []), 'tokens/s'],
-      r.rows.map((x) => [x.routing, fmt(x.perplexity), fmt(x.stderr), ...(withKld ? [fmt(x.kldMean ?? NaN, 6), fmt(100 * (x.sameTop ?? NaN), 2)] : []), fmt(x.tokensPerSecond, 0)]),
-    ) + '\n',
-  );
-  process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}\n`);
 }
