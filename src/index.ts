@@ -11,6 +11,7 @@ export type { ContextMemory } from './native.js';
 export { RoutingProfile, type ProfileData, type ProfileLayer } from './profile.js';
 export { calibrate, type CalibrateOptions } from './calibrate.js';
 export { quantizeModel, quantTypeNeedsImatrix, QUANT_TYPES, TENSOR_TYPES, type QuantizeOptions, type TensorTypeOverride } from './quantize.js';
+export { parseRecipe, type QuantizeRecipe, type ImatrixSource } from './recipe.js';
 export { imatrix, readImatrix, writeImatrix, imatrixCoverage, DEFAULT_COVERAGE_THRESHOLD, type ImatrixOptions, type ImatrixResult, type ImatrixData, type ImatrixEntry, type ImatrixCoverage, type ExpertCoverage } from './imatrix.js';
 export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
 export { readGgufInfo, type GgufInfo } from './gguf-info.js';
