@@ -6,12 +6,16 @@
 // Two calibration sizes: a large one, and a small one where rarely chosen experts get few tokens.
 // Numbers go to docs/quantization.md.
 //
-//   node scripts/imatrix-routing.mjs [--threads N] [--json]
+// --fixture: instead of the demo model, a random-weight MoE with a peaked router (16 experts, top-2,
+// routerStd 8; createRandomModel) where a small calibration leaves experts with no tokens at all
+// (llama.cpp's "partial data"): the case more experts per token during collection is meant for.
+//
+//   node scripts/imatrix-routing.mjs [--fixture] [--threads N] [--json]
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { evaluate, imatrix, imatrixCoverage, loadModel, quantizeModel } from '../dist/index.js';
+import { createRandomModel, evaluate, imatrix, imatrixCoverage, loadModel, quantizeModel } from '../dist/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const work = join(root, '.moe-eval-cache', 'imatrix-routing');
@@ -19,8 +23,13 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 const args = process.argv.slice(2);
 const threads = args.includes('--threads') ? { threads: Number(args[args.indexOf('--threads') + 1]) } : {};
-const src = join(root, 'models', 'demo', 'moe-demo.gguf');
-const c = 256;
+const useFixture = args.includes('--fixture');
+let src = join(root, 'models', 'demo', 'moe-demo.gguf');
+if (useFixture) {
+  src = join(work, 'peaked-router.gguf');
+  await createRandomModel(src, { arch: 'llama', layers: 4, embeddingLength: 256, heads: 4, headsKv: 2, feedForwardLength: 256, expertCount: 16, expertsUsed: 2, seed: 3, routerStd: 8 });
+}
+const c = useFixture ? 128 : 256;
 const evalChunks = 40;
 
 const model = await loadModel(src);
@@ -32,8 +41,8 @@ const base = join(work, 'f16.kld');
 const f16 = await evaluate(model, { tokens: evalTokens, contextSize: c, batchSize: 4 * c, ...threads, saveReference: base });
 
 const calibrations = [
-  { label: 'large', chunks: Math.floor(calibTokens.length / c) },
-  { label: 'small', chunks: 4 },
+  { label: 'large', chunks: Math.min(Math.floor(calibTokens.length / c), useFixture ? 100 : Infinity) },
+  { label: 'small', chunks: useFixture ? 2 : 4 },
 ];
 const collections = [
   { label: 'default routing', options: {} },
@@ -70,7 +79,7 @@ for (const cal of calibrations) {
     const m = await imatrix(model, { tokens: calibTokens, contextSize: c, batchSize: 4 * c, chunks: cal.chunks, ...threads, ...col.options, out: file });
     const cov = imatrixCoverage(m);
     const minTokens = Math.min(...cov.layers.flatMap((l) => l.experts));
-    const coverage = { calibrationTokens: m.tokens, expertsBelow10pct: cov.below.length, fewestExpertTokens: minTokens };
+    const coverage = { calibrationTokens: m.tokens, expertsBelow10pct: cov.below.length, fewestExpertTokens: minTokens, expertsWithNoTokens: cov.layers.reduce((a, l) => a + l.experts.filter((x) => x === 0).length, 0) };
     for (const type of types) await measure(type, cal.label, col.label, file, coverage);
   }
 }
@@ -79,6 +88,6 @@ await model.dispose();
 if (args.includes('--json')) {
   console.log(JSON.stringify({ f16Perplexity: f16.perplexity, evalTokens: evalTokens.length, rows }, null, 2));
 } else {
-  console.log(`F16 perplexity ${f16.perplexity.toFixed(4)} on ${evalTokens.length} tokens (${evalChunks} chunks of ${c})`);
+  console.log(`${useFixture ? 'peaked-router fixture (F32)' : 'demo model (F16)'}: perplexity ${f16.perplexity.toFixed(4)} on ${evalTokens.length} tokens (${evalChunks} chunks of ${c})`);
   console.table(rows);
 }
