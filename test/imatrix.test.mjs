@@ -124,3 +124,24 @@ describe('imatrix()', () => {
     assert.throws(() => imatrixCoverage({ entries: [] }, { threshold: -1 }), RangeError);
   });
 });
+
+describe('imatrix files', () => {
+  test('hostile or foreign files are refused with coded errors, not crashes', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const cases = {
+      'empty.dat': Buffer.alloc(0),
+      'zero-entries.dat': Buffer.from([0, 0, 0, 0]),
+      // one entry, name 'a', ncall 1, nval 2^30 (far beyond the file)
+      'huge.dat': Buffer.concat([Int32Array.of(1, 1).buffer, Buffer.from('a'), Int32Array.of(1, 1 << 30).buffer].map((b) => Buffer.from(b))),
+      'text.dat': Buffer.from('not an imatrix at all, just some text of some length'),
+    };
+    for (const [name, data] of Object.entries(cases)) {
+      const path = join(dir, name);
+      writeFileSync(path, data);
+      await assert.rejects(readImatrix(path), (e) => e.code === 'ERR_GGUF', name);
+    }
+    await assert.rejects(readImatrix(join(dir, 'missing.gguf')), (e) => e.code === 'ERR_FILE');
+    // a model is a GGUF without imatrix tensors
+    await assert.rejects(readImatrix(await fixture('llama')), (e) => e.code === 'ERR_GGUF');
+  });
+});

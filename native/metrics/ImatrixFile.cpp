@@ -32,8 +32,10 @@ bool RemoveSuffix(std::string & s, const std::string & suffix) {
 }
 
 ImatrixData ReadLegacy(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw NativeError("ERR_FILE", "cannot open " + path);
+    const int64_t file_size = (int64_t) in.tellg();
+    in.seekg(0);
     ImatrixData data;
     int32_t n_entries = 0;
     in.read((char *) &n_entries, sizeof(n_entries));
@@ -48,7 +50,9 @@ ImatrixData ReadLegacy(const std::string & path) {
         int32_t ncall = 0, nval = 0;
         in.read((char *) &ncall, sizeof(ncall));
         in.read((char *) &nval, sizeof(nval));
-        if (in.fail() || nval < 1) throw NativeError("ERR_GGUF", "failed reading the number of values of entry " + std::to_string(i) + " in " + path);
+        if (in.fail() || nval < 1 || (int64_t) nval * 4 > file_size - (int64_t) in.tellg()) {
+            throw NativeError("ERR_GGUF", "failed reading the number of values of entry " + std::to_string(i) + " in " + path);
+        }
         ImatrixEntry & e = data.entries[name];
         e.values.resize(nval);
         in.read((char *) e.values.data(), (std::streamsize) nval * sizeof(float));
@@ -112,6 +116,7 @@ ImatrixData ReadImatrixFile(const std::string & path) {
         if (p.first->type != GGML_TYPE_F32 || p.second->type != GGML_TYPE_F32) throw NativeError("ERR_GGUF", "sums and counts for " + name + " must be F32 in " + path);
         ImatrixEntry & e = data.entries[name];
         const int64_t nval = ggml_nelements(p.first), ncounts = ggml_nelements(p.second);
+        if (ncounts < 1 || nval % ncounts != 0) throw NativeError("ERR_GGUF", "the sums of " + name + " are not a whole row per count in " + path);
         e.values.assign((const float *) p.first->data, (const float *) p.first->data + nval);
         e.counts.resize(ncounts);
         for (int64_t j = 0; j < ncounts; ++j) e.counts[j] = std::lround(((const float *) p.second->data)[j]);
@@ -218,6 +223,7 @@ std::map<std::string, std::vector<float>> ImatrixForQuantize(const ImatrixData &
         e.resize(entry.values.size());
         if (!data.is_legacy) {
             const int64_t ncounts = (int64_t) entry.counts.size();
+            if (ncounts < 1 || (int64_t) entry.values.size() % ncounts != 0) throw NativeError("ERR_GGUF", "bad counts for " + name + " in " + path);
             const int64_t ne0 = (int64_t) entry.values.size() / ncounts;
             for (int64_t j = 0; j < ncounts; ++j) {
                 const float count = (float) entry.counts[j];
