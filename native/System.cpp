@@ -20,6 +20,7 @@
 #include <sys/types.h>
 #endif
 
+#include "ggml-backend.h"
 #include "llama.h"
 
 namespace moe_eval {
@@ -108,14 +109,23 @@ Napi::Value SystemInfo(const Napi::CallbackInfo & info) { return Napi::String::N
 
 Napi::Value DefaultThreadsJs(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), DefaultThreads()); }
 
-Napi::Value SupportsGpuOffload(const Napi::CallbackInfo & info) { return Napi::Boolean::New(info.Env(), llama_supports_gpu_offload()); }
+// Devices layers can be offloaded to in this build (llama_supports_gpu_offload() also says yes for a
+// build with RPC, which offloads only to servers named with --rpc).
+Napi::Value GpuDeviceCount(const Napi::CallbackInfo & info) {
+    size_t n = 0;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        const auto type = ggml_backend_dev_type(ggml_backend_dev_get(i));
+        if (type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) n++;
+    }
+    return Napi::Number::New(info.Env(), (double) n);
+}
 
 }  // namespace
 
 void InitSystem(Napi::Env env, Napi::Object exports) {
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreadsJs, "defaultThreads"));
-    exports.Set("supportsGpuOffload", Napi::Function::New(env, SupportsGpuOffload, "supportsGpuOffload"));
+    exports.Set("gpuDeviceCount", Napi::Function::New(env, GpuDeviceCount, "gpuDeviceCount"));
 }
 
 }  // namespace moe_eval

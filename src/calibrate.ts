@@ -7,12 +7,12 @@
 import { basename } from 'node:path';
 
 import { fromNative, toAbortReason } from './errors.js';
-import { type EvaluateProgress, inputTokens } from './evaluate.js';
+import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
 import type { NativeLayerStats } from './native.js';
 import { type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
-import { resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -24,6 +24,7 @@ export interface CalibrateOptions {
   experts?: number;
   contextSize?: number;
   batchSize?: number;
+  ubatchSize?: number;
   threads?: number;
   chunks?: number;
   onProgress?: (p: EvaluateProgress) => void;
@@ -32,7 +33,7 @@ export interface CalibrateOptions {
 
 export async function calibrate(model: Model, options: CalibrateOptions): Promise<RoutingProfile> {
   const o = optionsObject(options, 'calibrate options');
-  checkOptionNames(o, ['text', 'file', 'tokens', 'experts', 'contextSize', 'batchSize', 'threads', 'chunks', 'onProgress', 'signal'], 'calibrate()');
+  checkOptionNames(o, [...INPUT_OPTIONS, 'experts', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onProgress', 'signal'], 'calibrate()');
   const info = model.info;
   if (info.expertCount === 0) throw new RangeError(`calibrate() needs a Mixture-of-Experts model; ${info.architecture} model has no experts`);
   const n = info.expertsUsed;

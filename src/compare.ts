@@ -8,10 +8,10 @@ import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 import { MoeEvalError, toAbortReason } from './errors.js';
-import { type EvaluateResult, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
-import { resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { readGgufInfo } from './gguf-info.js';
 import { type ImatrixSource, type QuantizeRecipe, checkRecipe, isPlainRecipe, makeRecipe } from './recipe.js';
 import type { ReportData, ResultRow } from './report/types.js';
@@ -67,7 +67,7 @@ function scaleRuleOf(r: Routing): string {
   return typeof r.expertScale === 'string' ? r.expertScale : 'custom';
 }
 
-const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'calibration', 'cacheDir', 'routings', 'text', 'file', 'tokens', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'onEvent', 'signal'] as const;
+const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'calibration', 'cacheDir', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
 
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const o = optionsObject(options, 'compare options');

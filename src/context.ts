@@ -21,7 +21,9 @@ export interface ContextOptions {
   routing?: Routing;
 }
 
-export const CONTEXT_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'routing'] as const;
+/** The sizes of an evaluation context: every function that creates one takes these (and only these) names. */
+export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const;
+export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
 export interface ResolvedContextOptions {
   contextSize: number;

@@ -81,7 +81,9 @@ export interface EvaluateResult {
   savedReference?: string;
 }
 
-const EVALUATE_OPTIONS = ['text', 'tokens', 'file', 'chunks', 'reference', 'saveReference', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
+/** What to evaluate: exactly one of these, in every function that reads text (inputTokens()). */
+export const INPUT_OPTIONS = ['text', 'tokens', 'file'] as const;
+const EVALUATE_OPTIONS = [...INPUT_OPTIONS, 'chunks', 'reference', 'saveReference', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
 
 /** Reads the text or tokens named by `o` (exactly one of text, tokens, file). @internal */
 export async function inputTokens(model: Model, o: Record<string, unknown>, where: string, fallback?: Int32Array): Promise<Int32Array> {

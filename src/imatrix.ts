@@ -8,10 +8,10 @@
 import { resolve as resolvePath } from 'node:path';
 
 import { fromNative, toAbortReason } from './errors.js';
-import { type EvaluateProgress, inputTokens } from './evaluate.js';
+import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import type { Model } from './model.js';
 import { type NativeLayerRouting, native } from './native.js';
-import { resolveContextOptions } from './context.js';
+import { CONTEXT_OPTIONS, resolveContextOptions } from './context.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, expected, integer, nonEmptyString, numberInRange, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -89,7 +89,7 @@ export interface ImatrixResult extends ImatrixData {
   file?: string;
 }
 
-const IMATRIX_OPTIONS = ['text', 'file', 'tokens', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'routing', 'computeExperts', 'out', 'outputFormat', 'dataset', 'onProgress', 'signal'];
+const IMATRIX_OPTIONS = [...INPUT_OPTIONS, ...CONTEXT_OPTIONS, 'chunks', 'computeExperts', 'out', 'outputFormat', 'dataset', 'onProgress', 'signal'];
 
 /** chunk_count as llama-imatrix records it: the largest count in whole chunks. */
 function chunkCountOf(entries: readonly ImatrixEntry[], chunkSize: number): number {

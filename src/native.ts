@@ -235,7 +235,8 @@ export interface NativeAddon {
   systemInfo(): string;
   /** llama.cpp's default thread count: physical cores (performance cores on a hybrid CPU). */
   defaultThreads(): number;
-  supportsGpuOffload(): boolean;
+  /** GPU devices in this build (0 for a CPU-only build). */
+  gpuDeviceCount(): number;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: NativeQuantizeOptions, onProgress?: (p: number) => void): Promise<void>;
   readImatrix(path: string): Promise<NativeImatrixFile>;

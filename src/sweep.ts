@@ -8,14 +8,14 @@ import { resolve } from 'node:path';
 
 import { Context } from './context.js';
 import { toAbortReason } from './errors.js';
-import { type EvaluateResult, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
 import { Model, loadModel } from './model.js';
 import { readKldBaseHeader } from './reference.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
-import { resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface SweepGrid {
@@ -48,6 +48,7 @@ export interface SweepOptions {
   /** A routing profile from calibrate(), for points with expertScale 'calibrated'. */
   profile?: RoutingProfile;
   onPoint?: (row: SweepRow, done: number, total: number) => void;
+  /** Chunks of the point under way (point 0: the reference's base, written first with `reference: 'default'`). */
   onProgress?: (p: { point: number; points: number; routing: string; chunksDone: number; chunksTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -102,7 +103,7 @@ export function gridPoints(grid: SweepGrid): Routing[] {
   return points;
 }
 
-const SWEEP_OPTIONS = ['grid', 'routings', 'text', 'file', 'tokens', 'out', 'contextSize', 'batchSize', 'ubatchSize', 'threads', 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'] as const;
+const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'profile', 'onPoint', 'onProgress', 'signal'] as const;
 
 /** A resolved routing's identity: two points with the same one evaluate the same graph. */
 function routingKey(r: ResolvedRouting): string {
@@ -158,7 +159,16 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     if (o.reference === 'default') {
       reference = `${out}.base.kld`;
       const usable = existsSync(reference) && (await readKldBaseHeader(reference).then((h) => tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)), () => false));
-      if (!usable) await evaluate(ctx, { tokens, ...(chunks ? { chunks } : {}), routing: {}, saveReference: reference, signal });
+      if (!usable) {
+        await evaluate(ctx, {
+          tokens,
+          ...(chunks ? { chunks } : {}),
+          routing: {},
+          saveReference: reference,
+          signal,
+          onProgress: (p) => onProgress?.({ point: 0, points: points.length, routing: 'default (the KL-divergence reference)', chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
+        });
+      }
     } else if (typeof o.reference === 'string') {
       reference = resolve(o.reference);
     }

@@ -43,6 +43,7 @@ function sampleRows() {
         kldMean: ref ? 0 : 0.001 * (16 / bpw) ** 3 * f,
         sameTopPercent: ref ? 100 : 97 - 16 / bpw,
         tokensPerSecond: 1000 / bpw,
+        threads: 2,
       });
     }
   }
@@ -98,7 +99,7 @@ describe('CSV', () => {
     const csv = toCsv(rows);
     assert.ok(csv.endsWith('\r\n'));
     assert.equal(csv.split('\r\n')[0], RESULT_COLUMNS.join(','));
-    assert.equal(RESULT_COLUMNS.length, 13);
+    assert.equal(RESULT_COLUMNS.length, 14);
     const second = csv.slice(csv.indexOf('\r\n', csv.indexOf('\r\n') + 2) + 2);
     assert.ok(second.startsWith('"odd, ""name""\r\n.gguf",F16,'), second);
     assert.match(second, /,,,\d/); // the three null fields, then tokensPerSecond
@@ -114,7 +115,7 @@ describe('plots', () => {
 
   test('three valid SVGs with series names, axis titles and titles, no Vega warnings', async () => {
     const rows = sampleRows();
-    rows[0] = { ...rows[0], routing: 'default <&> "quoted"' };
+    for (const [i, r] of rows.entries()) if (r.routing === 'default') rows[i] = { ...r, routing: 'default <&> "quoted"' };
     const plots = await renderPlots(rows);
     assert.deepEqual(
       plots.map((p) => p.name),
@@ -135,7 +136,9 @@ describe('plots', () => {
       for (const r of ['default <&> "quoted"', 'experts=1 expert-scale=uniform', 'experts=3 expert-scale=zipf:1']) assert.ok(t.includes(r), `legend has ${r}`);
     }
     assert.ok(ppl.includes('Perplexity (PPL, lower is better)'));
-    assert.ok(kld.includes('Mean KL divergence (nats)'));
+    // the KLD values span more than 10×: a log axis, and its title says so; the reference's KLD 0 is left out
+    assert.ok(kld.includes('Mean KL divergence (nats), log scale'), kld.join('|'));
+    assert.ok(!kld.includes('0'), 'no 0 tick on a log axis');
     assert.ok(experts.includes('Experts used per token (count)') && experts.includes('Perplexity (PPL, lower is better)'));
     for (const r of ['Scale rule', 'none', 'uniform', 'zipf:1']) assert.ok(experts.includes(r), `experts plot legend has ${r}`);
     // The raw special characters never reach the markup unescaped.

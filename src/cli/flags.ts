@@ -28,11 +28,16 @@ function expectedFlag(what: string, key: string, text: unknown): TypeError {
   return new TypeError(`Expected ${what} for ${flagName(key)} but received ${JSON.stringify(String(text))}`);
 }
 
+/** A flag's value; given several times, the last one counts (as in llama.cpp's tools). */
+function last(a: Record<string, unknown>, key: string): unknown {
+  const v = a[key];
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
 /** An optional integer flag (`undefined` when not given). */
 export function intFlag(a: Record<string, unknown>, key: string): number | undefined {
-  const v = a[key];
+  const v = last(a, key);
   if (v === undefined) return undefined;
-  if (Array.isArray(v)) throw new TypeError(`${flagName(key)} was given ${v.length} times; give it once`);
   const t = String(v).trim();
   if (!/^[+-]?\d+$/.test(t)) throw expectedFlag('an integer', key, v);
   return Number(t);
@@ -40,20 +45,17 @@ export function intFlag(a: Record<string, unknown>, key: string): number | undef
 
 /** An optional number flag. */
 export function numberFlag(a: Record<string, unknown>, key: string): number | undefined {
-  const v = a[key];
+  const v = last(a, key);
   if (v === undefined) return undefined;
-  if (Array.isArray(v)) throw new TypeError(`${flagName(key)} was given ${v.length} times; give it once`);
   const t = String(v).trim();
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t)) throw expectedFlag('a number', key, v);
   return Number(t);
 }
 
-/** An optional string flag given at most once. */
+/** An optional string flag. */
 export function stringFlag(a: Record<string, unknown>, key: string): string | undefined {
-  const v = a[key];
-  if (v === undefined) return undefined;
-  if (Array.isArray(v)) throw new TypeError(`${flagName(key)} was given ${v.length} times; give it once`);
-  return String(v);
+  const v = last(a, key);
+  return v === undefined ? undefined : String(v);
 }
 
 /** -m, -ngl, --override-kv, --rpc, --no-mmap: what loadModel() takes (src/cli/load.ts reads them). */

@@ -21,7 +21,7 @@ export function loadOptionsFromArgs(a: Record<string, unknown>, signal?: AbortSi
   const gpuLayers = intFlag(a, 'n-gpu-layers');
   const rpc = stringFlag(a, 'rpc');
   const overrides = a['override-kv'] as string[] | undefined;
-  if (gpuLayers !== undefined && gpuLayers !== 0 && !rpc && !native().supportsGpuOffload()) {
+  if (gpuLayers !== undefined && gpuLayers !== 0 && !rpc && native().gpuDeviceCount() === 0) {
     notice(`${flagName('n-gpu-layers')} ${gpuLayers}: this build has no GPU backend, so every layer stays on the CPU (rebuild with MOE_EVAL_GPU=cuda|vulkan|metal, or use --rpc)`);
   }
   return {

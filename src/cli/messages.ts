@@ -34,6 +34,11 @@ export function inUserWords(message: string, extra: Record<string, string> = {})
   let out = message;
   const pairs = [...Object.entries(extra), ...API_TO_FLAG].sort((a, b) => b[0].length - a[0].length);
   for (const [api, flag] of pairs) {
+    if (/^[a-z]+$/.test(api)) {
+      // a name that is also an English word ("chunks", "threads"): only where a message names an option
+      out = out.replace(new RegExp(`(?<=\\bfor )${escape(api)}\\b`, 'g'), flag);
+      continue;
+    }
     // a whole option name, possibly prefixed by where it was checked ("evaluate.contextSize")
     out = out.replace(new RegExp(`(?<![\\w-])(?:[a-zA-Z]+\\(\\)\\.|[a-zA-Z]+\\.)?${escape(api)}(?![\\w])`, 'g'), flag);
   }
@@ -63,6 +68,13 @@ export function closest(word: string, known: readonly string[]): string | undefi
     }
   }
   if (best === undefined) return undefined;
-  const prefix = best.startsWith(word) || word.startsWith(best);
-  return bestD <= Math.max(2, Math.floor(best.length / 3)) || prefix ? best : undefined;
+  if (bestD <= Math.max(2, Math.floor(best.length / 3))) return best;
+  // or the one sharing the longest beginning with it ("experts" → "expert-count")
+  const common = (k: string) => {
+    let i = 0;
+    while (i < k.length && i < word.length && k[i]!.toLowerCase() === word[i]!.toLowerCase()) i++;
+    return i;
+  };
+  const byPrefix = [...known].sort((x, y) => common(y) - common(x))[0]!;
+  return common(byPrefix) >= Math.min(5, word.length) ? byPrefix : undefined;
 }

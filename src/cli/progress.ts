@@ -31,12 +31,27 @@ export function notice(text: string): void {
   else process.stderr.write(line);
 }
 
+function formatSeconds(t: number): string {
+  const s = Math.round(t);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
 const silent: Progress = { points() {}, chunks() {}, stop() {} };
 
 export function progress(label: string, enabled = true): Progress {
   if (!enabled || !process.stderr.isTTY) return silent;
   const multi = new cliProgress.MultiBar(
-    { stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 8, autopadding: true, format: '{label} [{bar}] {value}/{total} {unit} | ETA {eta_formatted} | {extra}' },
+    {
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 8,
+      format: '{label} [{bar}] {value}/{total} {unit} | ETA {eta_formatted} | {extra}',
+      // cli-progress prints an unknown ETA ("INF", "NULL") cut to two letters; say "…" instead
+      formatTime: (t: unknown) => (typeof t === 'number' && Number.isFinite(t) ? formatSeconds(t) : '…'),
+    },
     cliProgress.Presets.shades_classic,
   );
   active.add(multi);

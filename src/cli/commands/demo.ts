@@ -80,7 +80,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       profile,
       signal,
       onProgress: (p) => {
-        bar.points(p.point - 1, p.points, p.routing);
+        bar.points(Math.max(0, p.point - 1), p.points, p.routing);
         bar.chunks(p.chunksDone, p.chunksTotal);
       },
     });

@@ -36,7 +36,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...(base ? { reference: base } : a.kld ? { reference: 'default' } : {}),
       signal,
       onProgress: (p) => {
-        bar.points(p.point - 1, p.points, p.routing);
+        bar.points(Math.max(0, p.point - 1), p.points, p.routing);
         bar.chunks(p.chunksDone, p.chunksTotal);
       },
       onPoint: (row, done, total) => bar.points(done, total, `${row.routing}: PPL ${formatPerplexity(row.perplexity)}`),
