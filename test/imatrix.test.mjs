@@ -78,6 +78,25 @@ describe('imatrix()', () => {
     }
   });
 
+  test('computeExperts: 4 experts observed, the model\'s 2 mixed: dense inputs unchanged, every token in 4 experts\' counts', async () => {
+    const base = await imatrix(model, { file: textFile, ...settings });
+    const r = await imatrix(model, { file: textFile, ...settings, computeExperts: 4 });
+    assert.equal(r.computedExperts, 4);
+    // layer 1's attention sees the same hidden states as under the default routing
+    const a = r.entries.find((e) => e.name === 'blk.1.attn_q.weight').values;
+    const b = base.entries.find((e) => e.name === 'blk.1.attn_q.weight').values;
+    let max = 0;
+    for (const v of b) max = Math.max(max, v);
+    for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-6 * max, `attn_q[${j}]`);
+    for (const layer of [0, 1]) {
+      const wide = r.entries.find((e) => e.name === `blk.${layer}.ffn_up_exps.weight`).counts;
+      const narrow = base.entries.find((e) => e.name === `blk.${layer}.ffn_up_exps.weight`).counts;
+      assert.equal(wide.reduce((x, c) => x + c, 0), 6 * 64 * 4);
+      for (let x = 0; x < 8; x++) assert.ok(wide[x] >= narrow[x]);
+    }
+    await assert.rejects(imatrix(model, { file: textFile, ...settings, computeExperts: 2 }), RangeError);
+  });
+
   test('the legacy .dat format: written as llama-imatrix writes it, read back', async () => {
     const peerDat = join(dir, 'peer.imatrix.dat');
     await runPeer(llamaImatrix, peerArgs(modelPath, peerDat, ['--output-format', 'dat']));

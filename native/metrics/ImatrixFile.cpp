@@ -111,6 +111,8 @@ ImatrixData ReadImatrixFile(const std::string & path) {
         if (RemoveSuffix(name, ".in_sum2")) pairs[name].first = cur;
         else if (RemoveSuffix(name, ".counts")) pairs[name].second = cur;
     }
+    // llama.cpp's loader accepts a GGUF without any (the quantizer then runs without a matrix): refuse it
+    if (pairs.empty()) throw NativeError("ERR_GGUF", path + " is a GGUF without importance matrix tensors (<name>.in_sum2, <name>.counts)");
     for (const auto & [name, p] : pairs) {
         if (!p.first || !p.second) throw NativeError("ERR_GGUF", "mismatched sums and counts for " + name + " in " + path);
         if (p.first->type != GGML_TYPE_F32 || p.second->type != GGML_TYPE_F32) throw NativeError("ERR_GGUF", "sums and counts for " + name + " must be F32 in " + path);
