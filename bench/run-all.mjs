@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { benchNodeLlamaCpp } from './node-llama-cpp.mjs';
+import { benchLlamaBench } from './llama-bench.mjs';
+import { benchSkip } from './skip-experts.mjs';
 
 console.log(`moe-eval benchmarks — ${machine()} — ${new Date().toISOString()}`);
 await benchPerplexity();
@@ -16,6 +18,8 @@ for (const type of ['f16', 'q4_k_m']) {
   const model = await largeModel(type);
   await benchPerplexity({ model, chunks: 8, rounds: 5, label: `generated 175 M MoE, ${type}` });
 }
+await benchLlamaBench();
+await benchSkip();
 await benchRoutingOverhead();
 await benchReconfigure();
 // memory in a process of its own, so that the peak belongs to the sweep alone

@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "BenchWorker.h"
 #include "EvaluateWorker.h"
 #include "LogitsWorker.h"
 #include "Log.h"
@@ -92,6 +93,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::SetRouting>("setRouting"),
         InstanceMethod<&Context::Evaluate>("evaluate"),
         InstanceMethod<&Context::Logits>("logits"),
+        InstanceMethod<&Context::Bench>("bench"),
         InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
         InstanceMethod<&Context::TakeImatrix>("takeImatrix"),
         InstanceMethod<&Context::Memory>("memory"),
@@ -201,6 +203,7 @@ Napi::Value Context::SetRouting(const Napi::CallbackInfo & info) {
         next.layers.push_back(r);
     }
     next.touch();
+    next.computed = &computed_;
     routing_ = std::move(next);
     hook_active_ = true;
     return env.Undefined();
@@ -218,6 +221,13 @@ Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
     return PromiseWorker::Start(LogitsWorker::Create(info, this));
+}
+
+Napi::Value Context::Bench(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    return PromiseWorker::Start(BenchWorker::Create(info, this));
 }
 
 // takeRoutingStats() → per-layer sums collected since the last call (calibration contexts only)

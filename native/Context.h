@@ -46,6 +46,7 @@ public:
     // (setRouting(null), used by the test that default routing is bit-identical to no hook at all).
     const Routing * hook_routing() const { return hook_active_ ? &routing_ : nullptr; }
     std::atomic<bool> & abort_flag() { return abort_; }
+    ComputedExperts & computed_experts() { return computed_; }
     bool busy() const { return busy_; }
     // An imatrix context decodes every token as an output, as llama-imatrix does (the last layer then
     // computes its FFN for every token).
@@ -62,6 +63,7 @@ private:
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
+    Napi::Value Bench(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
     Napi::Value TakeImatrix(const Napi::CallbackInfo & info);
     Napi::Value Memory(const Napi::CallbackInfo & info);
@@ -75,6 +77,7 @@ private:
     ContextOptions options_;
     llama_context * ctx_ = nullptr;
     Routing routing_;
+    ComputedExperts computed_;  // counted by graphs built under routing_ (vendor/patches/0004)
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
     std::unique_ptr<ImatrixCollector> imatrix_;

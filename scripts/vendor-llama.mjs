@@ -101,7 +101,11 @@ function applyPatches(dir, checkOnly) {
     try {
       git(['--check']);
     } catch (e) {
-      fail(`patch ${p} does not apply to ${dir}:\n${e.stderr || e.message}`);
+      fail(
+        `patch ${p} does not apply to ${dir}:\n${e.stderr || e.message}\n` +
+          'If the tree carries an older version of the patches (they changed since it was made), save any edits of your own ' +
+          '(npm run vendor:update-patches), then reset it: git -C vendor/llama.cpp checkout -- . && npm run vendor',
+      );
     }
     if (checkOnly) {
       log(`${p}: applies cleanly`);

@@ -99,6 +99,8 @@ export class Model {
   readonly path: string;
   readonly #native: NativeModel;
   #info: ModelInfo | undefined;
+  #gpuLayers = 0;
+  #useMmap = true;
   #disposed = false;
   readonly #contexts = new Set<Context>();
 
@@ -122,7 +124,19 @@ export class Model {
       signal?.removeEventListener('abort', onAbort);
     }
     model.#info = toModelInfo(path, nativeModel.info(), options.kvApplied);
+    model.#gpuLayers = options.gpuLayers ?? 0;
+    model.#useMmap = options.useMmap ?? true;
     return model;
+  }
+
+  /** The layers offloaded at load (loadModel's gpuLayers; llama-bench's n_gpu_layers). */
+  get gpuLayers(): number {
+    return this.#gpuLayers;
+  }
+
+  /** Whether the file was memory-mapped (loadModel's useMmap). */
+  get useMmap(): boolean {
+    return this.#useMmap;
   }
 
   get disposed(): boolean {
@@ -205,5 +219,5 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await checkModelFile(abs);
   if (signal?.aborted) throw toAbortReason(signal);
   const nativeModel = new (native().Model)(abs, { gpuLayers, useMmap, kvOverrides, rpcServers });
-  return Model.load(abs, nativeModel, { onProgress, signal, kvApplied: kvOverrides.map(formatKvOverride) });
+  return Model.load(abs, nativeModel, { onProgress, signal, gpuLayers, useMmap, kvApplied: kvOverrides.map(formatKvOverride) });
 }

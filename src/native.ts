@@ -176,6 +176,11 @@ export interface NativeContext {
     options: NativeEvaluateOptions,
     onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
   ): Promise<NativeEvaluation>;
+  /** One llama-bench test under the context's routing (native/BenchWorker.cpp). */
+  bench(
+    spec: { nPrompt: number; nGen: number; nDepth: number; repetitions: number; warmup: boolean },
+    onProgress?: (p: { repetitionsDone: number; repetitions: number }) => void,
+  ): Promise<NativeBenchResult>;
   memory(): ContextMemory;
   /** Calibration contexts only (collectRoutingStats): the sums since the last call. */
   takeRoutingStats(): NativeLayerStats[];
@@ -183,6 +188,20 @@ export interface NativeContext {
   takeImatrix(): NativeImatrixEntry[];
   abort(): void;
   dispose(): void;
+}
+
+export interface NativeBenchResult {
+  /** Wall time of each repetition (ns), as llama-bench's samples_ns. */
+  samplesNs: number[];
+  /** (token, MoE layer) pairs where dropped experts were skipped, and the experts computed in them (0, 0: none skipped). */
+  computedRows: number;
+  computedExperts: number;
+  /** llama-bench's cpu_info, gpu_info, backends, build_commit, build_number. */
+  cpuInfo: string;
+  gpuInfo: string;
+  backends: string;
+  buildCommit: string;
+  buildNumber: number;
 }
 
 /** llama.cpp's accounting of a context's memory in bytes (its exit-time "memory breakdown"), summed over buffer types. */

@@ -80,6 +80,26 @@ describe('every command that loads a model takes the model flags, and they take 
   });
 });
 
+describe('bench', () => {
+  test('llama-bench JSON rows per routing; the model flags take effect; -ngl and -p are checked', async () => {
+    const r = await run(['bench', '-m', model, '-p', '16', '-n', '4', '-r', '1', '-t', '1', '--experts', '1', '2', '-o', 'json', '--override-kv', 'llama.expert_used_count=int:3']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout);
+    assert.deepEqual(rows.map((x) => [x.n_prompt, x.n_gen]), [[16, 0], [0, 4], [16, 0], [0, 4]]);
+    assert.ok(rows.every((x) => typeof x.avg_ts === 'number' && x.n_threads === 1));
+    assert.ok(rows.every((x) => /override-kv llama.expert_used_count=int:3/.test(x.routing)), rows.map((x) => x.routing).join());
+    const ngl = await run(['bench', '-m', model, '-ngl', 'x']);
+    assert.equal(ngl.code, 2);
+    assert.match(ngl.stderr, /Expected an integer for -ngl/);
+    const p = await run(['bench', '-m', model, '-p', '16,x']);
+    assert.equal(p.code, 2);
+    assert.match(p.stderr, /Expected comma-separated integers for --n-prompt/);
+    const c = await run(['bench', '-m', model, '-c', '64']);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /sizes the --kld evaluation; give --kld FILE too/);
+  });
+});
+
 describe('one routing syntax', () => {
   test('the same flags in perplexity, sweep, compare and export give the same routing', async () => {
     const flags = ['--experts', '0:3;1:1', '--expert-scale', 'uniform', '--gate-scale', '1.5'];

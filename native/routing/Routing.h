@@ -6,6 +6,7 @@
 // other llama.cpp users in the process see no routing and get llama.cpp's graph unchanged.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -26,9 +27,18 @@ struct LayerRouting {
     }
 };
 
+// Experts actually computed where dropped experts are skipped (vendor/patches/0004): counted while the
+// graph runs, summed over the MoE layers whose routing drops experts. k̄ = kept / rows.
+struct ComputedExperts {
+    std::atomic<uint64_t> rows{0};  // (token, layer) pairs
+    std::atomic<uint64_t> kept{0};  // experts computed in them
+    void reset() { rows = 0; kept = 0; }
+};
+
 struct Routing {
     std::vector<LayerRouting> layers;  // one entry per model layer; missing layers use defaults
     uint64_t version = 0;              // unique per routing value; part of the graph-reuse key
+    ComputedExperts * computed = nullptr;  // where graphs built under this routing count skipped experts (may be null)
 
     const LayerRouting * layer(int il) const {
         if (il < 0 || static_cast<size_t>(il) >= layers.size()) return nullptr;

@@ -4,11 +4,14 @@
 #include "Routing.h"
 
 #include "ggml.h"
+#include "ggml-backend.h"
 #include "llama-graph.h"
 #include "llama-hparams.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 namespace moe_eval {
@@ -142,6 +145,51 @@ ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, int il) 
     ggml_tensor * out = ggml_mul(ctx, w, keep);
     ggml_format_name(out, "moe_eval_ser-%d", il);
     return ggml_reshape_3d(ctx, out, 1, k, n_tokens);
+}
+
+// Only ggml's CPU kernels know the -1 marker (vendor/patches/0004); a GPU or RPC device could run
+// these ops (weights offloaded, or op offload), so any non-CPU device turns marking off.
+// MOE_EVAL_COMPUTE_DROPPED=1 turns it off too: dropped experts are computed and weighted by 0, as
+// before 0004 (the tests compare both).
+static bool can_mark_dropped() {
+    const char * env = std::getenv("MOE_EVAL_COMPUTE_DROPPED");
+    if (env != nullptr && std::strcmp(env, "1") == 0) return false;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        const auto type = ggml_backend_dev_type(ggml_backend_dev_get(i));
+        if (type != GGML_BACKEND_DEVICE_TYPE_CPU && type != GGML_BACKEND_DEVICE_TYPE_ACCEL) return false;
+    }
+    return true;
+}
+
+static void count_computed(ggml_tensor * dst, const ggml_tensor * ids, int ith, int nth, void * userdata) {
+    if (ith != 0) return;
+    auto * computed = static_cast<moe_eval::ComputedExperts *>(userdata);
+    const int32_t * in = static_cast<const int32_t *>(ids->data);
+    const int64_t n = ggml_nelements(ids);
+    uint64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) kept += in[i] >= 0;
+    std::memcpy(dst->data, ids->data, ggml_nbytes(ids));
+    computed->rows += (uint64_t) ids->ne[1];
+    computed->kept += kept;
+}
+
+ggml_tensor * mark_dropped(ggml_context * ctx, ggml_tensor * ids, ggml_tensor * weights, int il) {
+    const auto * l = layer_routing(il);
+    if (!l || l->ser_min <= 0 || l->ser_min >= weights->ne[1] || !can_mark_dropped()) return ids;
+    const int64_t k = weights->ne[1];
+    const int64_t n_tokens = weights->ne[2];
+    // the weights here are final (after the gating function, the model's normalization and the scales),
+    // exactly 0 where the rule dropped the expert; step(|w|) is 1 wherever w ≠ 0, whatever its sign
+    ggml_tensor * w = ggml_is_contiguous(weights) ? weights : ggml_cont(ctx, weights);
+    ggml_tensor * keep = ggml_step(ctx, ggml_abs(ctx, ggml_reshape_2d(ctx, w, k, n_tokens)));  // [k, n_tokens]: 1 kept, 0 dropped
+    ggml_tensor * idf = ggml_scale_bias(ctx, ggml_cast(ctx, ids, GGML_TYPE_F32), 1.0f, 1.0f);  // id + 1 (exact in f32)
+    ggml_tensor * marked = ggml_scale_bias(ctx, ggml_mul(ctx, idf, keep), 1.0f, -1.0f);      // id, or -1 where dropped
+    marked = ggml_cast(ctx, marked, GGML_TYPE_I32);
+    if (moe_eval::t_routing->computed != nullptr) {  // passes the ids through, counting the experts kept
+        marked = ggml_map_custom1(ctx, marked, count_computed, 1, moe_eval::t_routing->computed);
+    }
+    ggml_format_name(marked, "moe_eval_marked_ids-%d", il);
+    return marked;
 }
 
 float weights_scale(float w_scale, int il) {

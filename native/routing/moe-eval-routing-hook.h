@@ -31,6 +31,14 @@ ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il);
 // -ser style threshold (keep the first Kmin, drop any other whose weight < ratio × the first one's).
 ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, int il);
 
+// The expert ids [k, n_tokens] that the expert matrix multiplications use, once the weights are final
+// (after select_weights, the model's normalization and the scales; dropped ones are exactly 0):
+// when the layer's routing drops experts dynamically (-ser) and only CPU devices are registered, the
+// id of every selected expert whose weight is exactly 0 becomes -1, which the patched CPU kernels
+// (vendor/patches/0004) skip: mul_mat_id writes a zero row, add_id adds no bias. The mixed output is
+// the same as computing the expert and multiplying by 0. Otherwise returns ids unchanged.
+ggml_tensor * mark_dropped(ggml_context * ctx, ggml_tensor * ids, ggml_tensor * weights, int il);
+
 // The model's expert-weights scale (0 means none) → the same times expertScale. Scaling the mixing
 // weights by α is exactly scaling ffn_down_exps (and its bias) by α, since the weights multiply each
 // expert's down-projection output.

@@ -10,6 +10,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
 import { MoeEvalError } from '../errors.js';
+import * as benchCmd from './commands/bench.js';
 import * as calibrate from './commands/calibrate.js';
 import * as compare from './commands/compare.js';
 import * as demo from './commands/demo.js';
@@ -41,7 +42,7 @@ type Module = {
   /** API option names this command maps to flags of its own (for messages). */
   flagNames?: Record<string, string>;
 };
-const commands: Module[] = [perplexity, sweep, compare, calibrate, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, compare, benchCmd, calibrate, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
 let running: Module | undefined;
 
 function exitCodeFor(e: unknown): number {

@@ -40,7 +40,8 @@ function formatSeconds(t: number): string {
 
 const silent: Progress = { points() {}, chunks() {}, stop() {} };
 
-export function progress(label: string, enabled = true): Progress {
+/** `unit` names what the inner count counts (chunks of an evaluation, repetitions of a benchmark). */
+export function progress(label: string, enabled = true, unit = 'chunks'): Progress {
   if (!enabled || !process.stderr.isTTY) return silent;
   const multi = new cliProgress.MultiBar(
     {
@@ -67,7 +68,7 @@ export function progress(label: string, enabled = true): Progress {
     },
     chunks(done, total, extra = '') {
       if (stopped) return;
-      if (!inner) inner = multi.create(total, done, { label: outer ? ' '.repeat(label.length) : label, unit: 'chunks', extra });
+      if (!inner) inner = multi.create(total, done, { label: outer ? ' '.repeat(label.length) : label, unit, extra });
       inner.setTotal(total);
       inner.update(done, { extra });
     },

@@ -6,6 +6,7 @@
  * Every piece of text from the data is escaped here; the SVGs come from Vega, which escapes its own
  * text, and are inserted as they are.
  */
+import { formatBitsPerWeight, formatDeltaPercent, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../format.js';
 import type { Plot, ReportData, ResultRow } from './types.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -33,11 +34,6 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${fixed(value, value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
-function signed(value: number, digits: number): string {
-  const s = fixed(value, digits);
-  return value > 0 && s !== fixed(0, digits) ? `+${s}` : s;
-}
-
 /** A cell's inner HTML (already escaped) and an optional tooltip with the exact value. */
 interface Cell {
   html: string;
@@ -53,22 +49,22 @@ function num(text: string, title?: string): Cell {
 const txt = (text: string): Cell => ({ html: escapeHtml(text) });
 
 /**
- * Results columns. Digits follow llama.cpp's own printout (PPL and its error to 4 decimals, KLD to
- * 6) so the page and llama-perplexity's log can be compared by eye; CSV/JSON keep full precision.
+ * Results columns, written by src/format.ts as in every table of the CLI. Digits follow llama.cpp's own
+ * printout (PPL to 4 decimals and its error to 5, KLD to 6) so the page and llama-perplexity's log can be compared by eye; CSV/JSON keep full precision.
  */
 const COLUMNS: { head: string; title: string; numeric: boolean; cell: (r: ResultRow) => Cell }[] = [
   { head: 'Model', title: 'Model file name', numeric: false, cell: (r) => txt(r.model) },
   { head: 'Type', title: 'GGUF file type', numeric: false, cell: (r) => txt(r.fileType) },
   { head: 'Size', numeric: true, title: 'File size (binary units)', cell: (r) => num(formatBytes(r.sizeBytes), `${r.sizeBytes} bytes`) },
-  { head: 'BPW', numeric: true, title: 'Bits per weight', cell: (r) => num(fixed(r.bitsPerWeight, 2)) },
+  { head: 'BPW', numeric: true, title: 'Bits per weight', cell: (r) => num(formatBitsPerWeight(r.bitsPerWeight)) },
   { head: 'Routing', numeric: false, title: 'Routing label', cell: (r) => txt(r.routing) },
   { head: 'Experts', numeric: true, title: 'Experts used per token', cell: (r) => num(String(r.experts)) },
   { head: 'Scale rule', numeric: false, title: 'Expert-output scale rule', cell: (r) => txt(r.scaleRule) },
-  { head: 'PPL', numeric: true, title: 'Perplexity ± standard error (lower is better)', cell: (r) => ({ html: `${escapeHtml(fixed(r.perplexity, 4))} <span class="err">± ${escapeHtml(fixed(r.stderr, 4))}</span>` }) },
-  { head: 'ΔPPL %', numeric: true, title: 'Perplexity change vs. the reference row, in percent', cell: (r) => (r.deltaPercent === null ? NA : num(`${signed(r.deltaPercent, 2)} %`)) },
+  { head: 'PPL', numeric: true, title: 'Perplexity ± standard error (lower is better)', cell: (r) => ({ html: `${escapeHtml(formatPerplexity(r.perplexity))} <span class="err">± ${escapeHtml(formatStderr(r.stderr))}</span>` }) },
+  { head: 'ΔPPL %', numeric: true, title: 'Perplexity change vs. the reference row, in percent', cell: (r) => (r.deltaPercent === null ? NA : num(formatDeltaPercent(Number(fixed(r.deltaPercent, 2))))) },
   { head: 'KLD', numeric: true, title: 'Mean KL divergence vs. the reference logits (nats)', cell: (r) => (r.kldMean === null ? NA : num(fixed(r.kldMean, 6))) },
-  { head: 'Same\u00a0top', numeric: true, title: "Tokens whose most likely next token equals the reference's, in percent", cell: (r) => (r.sameTopPercent === null ? NA : num(`${fixed(r.sameTopPercent, 2)} %`)) },
-  { head: 'Tokens/s', numeric: true, title: 'Evaluation throughput (tokens per second)', cell: (r) => num(fixed(r.tokensPerSecond, 1)) },
+  { head: 'Same\u00a0top', numeric: true, title: "Tokens whose most likely next token equals the reference's, in percent", cell: (r) => (r.sameTopPercent === null ? NA : num(formatPercent(r.sameTopPercent))) },
+  { head: 'Tokens/s', numeric: true, title: 'Evaluation throughput (tokens per second) and the CPU threads it was measured with', cell: (r) => num(`${formatTokensPerSecond(r.tokensPerSecond)}${r.threads === null ? '' : ` (-t ${r.threads})`}`) },
 ];
 
 function td(cell: Cell, numeric: boolean): string {

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { root } from './fixtures.mjs';
 
 export const llamaPerplexity = join(root, 'build', 'tools', 'perplexity', 'llama-perplexity');
+export const llamaBench = join(root, 'build', 'tools', 'llama-bench', 'llama-bench');
 
 if (!existsSync(llamaPerplexity)) {
   throw new Error(`${llamaPerplexity} is missing: run \`npm run build:peers\` (npm test does it first)`);
