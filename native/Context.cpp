@@ -7,6 +7,7 @@
 #include "BenchWorker.h"
 #include "EvaluateWorker.h"
 #include "LogitsWorker.h"
+#include "MultipleChoiceWorker.h"
 #include "Log.h"
 #include "Model.h"
 #include "llama-ext.h"
@@ -36,6 +37,7 @@ protected:
         cp.n_batch = o.n_batch;
         cp.n_ubatch = o.n_ubatch;
         cp.n_seq_max = o.n_seq_max;
+        cp.kv_unified = o.kv_unified;
         cp.n_threads = o.n_threads;
         cp.n_threads_batch = o.n_threads;
         cp.no_perf = true;
@@ -93,6 +95,7 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::SetRouting>("setRouting"),
         InstanceMethod<&Context::Evaluate>("evaluate"),
         InstanceMethod<&Context::Logits>("logits"),
+        InstanceMethod<&Context::MultipleChoice>("multipleChoice"),
         InstanceMethod<&Context::Bench>("bench"),
         InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
         InstanceMethod<&Context::TakeImatrix>("takeImatrix"),
@@ -102,7 +105,7 @@ Napi::Function Context::Define(Napi::Env env) {
     });
 }
 
-// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats, collectImatrix })
+// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
 // Sizes arrive resolved by src/context.ts; the checks here only keep llama.cpp away from its asserts.
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
@@ -119,6 +122,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     options_.n_threads = (int32_t) IntegerOption(env, o, "threads", options_.n_threads, 1, 1024, where);
     options_.reserve_experts = (int32_t) IntegerOption(env, o, "reserveExperts", 0, 0, LLAMA_MAX_EXPERTS, where);
     options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
+    options_.kv_unified = BoolOption(o, "unifiedKv", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());
     options_.collect_imatrix = BoolOption(o, "collectImatrix", false);
     if (options_.collect_imatrix && stats_) ThrowInvalidArg(env, where + ": collectRoutingStats and collectImatrix exclude each other");
@@ -221,6 +225,13 @@ Napi::Value Context::Logits(const Napi::CallbackInfo & info) {
     CheckUsable(env);
     if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
     return PromiseWorker::Start(LogitsWorker::Create(info, this));
+}
+
+Napi::Value Context::MultipleChoice(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (ctx_ == nullptr) ThrowCoded(env, "ERR_STATE", "the context is not initialized");
+    return PromiseWorker::Start(MultipleChoiceWorker::Create(info, this));
 }
 
 Napi::Value Context::Bench(const Napi::CallbackInfo & info) {

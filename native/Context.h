@@ -28,6 +28,7 @@ struct ContextOptions {
     int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
     bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
     bool collect_imatrix = false;        // importance matrix: read matmul inputs through the eval callback; every token an output
+    bool kv_unified = false;             // one KV buffer for all sequences (llama-perplexity's multiple-choice scores)
 };
 
 inline constexpr napi_type_tag kContextTag = {0x6d6f652d6576616cULL, 0x436f6e7465787402ULL};
@@ -63,6 +64,7 @@ private:
     Napi::Value SetRouting(const Napi::CallbackInfo & info);
     Napi::Value Evaluate(const Napi::CallbackInfo & info);
     Napi::Value Logits(const Napi::CallbackInfo & info);
+    Napi::Value MultipleChoice(const Napi::CallbackInfo & info);
     Napi::Value Bench(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
     Napi::Value TakeImatrix(const Napi::CallbackInfo & info);

@@ -35,12 +35,12 @@ export interface ResolvedContextOptions {
 }
 
 /** The sizes llama-perplexity derives from -c and -b (n_seq = max(1, b / c), n_ctx = n_seq · c). */
-export function resolveContextOptions(o: Record<string, unknown>, where: string): ResolvedContextOptions {
+export function resolveContextOptions(o: Record<string, unknown>, where: string, chunked = true): ResolvedContextOptions {
   const contextSize = o.contextSize === undefined ? 512 : integer(o.contextSize, `${where}.contextSize`, 8, 1 << 20);
   const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, `${where}.batchSize`, 1, 1 << 20);
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, `${where}.ubatchSize`, 1, 1 << 20);
   const threads = o.threads === undefined ? defaultThreads() : integer(o.threads, `${where}.threads`, 1, 1024);
-  if (batchSize > contextSize && batchSize % contextSize !== 0) {
+  if (chunked && batchSize > contextSize && batchSize % contextSize !== 0) {
     throw new RangeError(`Expected batchSize below contextSize or a multiple of it (as llama-perplexity requires) but received batchSize ${batchSize} with contextSize ${contextSize}`);
   }
   const sequences = Math.max(1, Math.floor(batchSize / contextSize));
@@ -247,13 +247,19 @@ export interface InternalContextOptions {
   reserveExperts?: number;
   /** The context's routing, already resolved (instead of options.routing). */
   routing?: ResolvedRouting;
+  /**
+   * llama-perplexity's layout for HellaSwag, Winogrande and multiple choice: `parallel` sequences in one
+   * unified KV cache of parallel × contextSize cells, any batch size (no chunking rule).
+   */
+  parallel?: number;
 }
 
 /** @internal The one place a native context is created: model.createContext() and calibrate() come here. */
 export async function createContextFor(model: Model, optionsIn: ContextOptions, internal: InternalContextOptions = {}): Promise<Context> {
   const o = optionsObject(optionsIn, 'createContext options');
   checkOptionNames(o, CONTEXT_OPTIONS, 'createContext()');
-  const options = resolveContextOptions(o, 'createContext');
+  const resolved = resolveContextOptions(o, 'createContext', internal.parallel === undefined);
+  const options = internal.parallel === undefined ? resolved : { ...resolved, sequences: internal.parallel };
   const routing = internal.routing ?? resolveRouting(o.routing as Routing | undefined, model.info);
   const kvSize = options.sequences * options.contextSize;
   const nativeContext = new (native().Context)(model.native, {
@@ -265,6 +271,7 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
     reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
     ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
     ...(internal.collectImatrix ? { collectImatrix: true } : {}),
+    ...(internal.parallel !== undefined ? { unifiedKv: true } : {}),
   });
   try {
     await nativeContext.init();

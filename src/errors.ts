@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'ERR_QUANTIZE'
   | 'ERR_RPC'
   | 'ERR_FILE'
+  | 'ERR_TASK_FILE'
+  | 'ERR_TASK_TOO_LONG'
   | 'ERR_FIXTURE'
   | 'ERR_INVALID_ARG'
   | 'ERR_NATIVE'

@@ -21,6 +21,18 @@ export { formatBench, benchPrinter, BENCH_FORMATS, BENCH_FIELDS, type BenchForma
 export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';
 export { writeReport, type ReportData, type ResultRow } from './report/index.js';
 export { exportModel, type ExportOptions } from './export.js';
+export {
+  multipleChoice,
+  compareAccuracy,
+  writeMultipleChoiceFile,
+  type TaskKind,
+  type MultipleChoiceOptions,
+  type MultipleChoiceResult,
+  type MultipleChoiceTaskResult,
+  type MultipleChoiceReference,
+  type MultipleChoiceProgress,
+  type AccuracyComparison,
+} from './multiple-choice.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
 export { systemInfo } from './system.js';

@@ -115,6 +115,8 @@ export interface NativeContextOptions {
   reserveExperts: number;
   collectRoutingStats?: boolean;
   collectImatrix?: boolean;
+  /** One KV cache for all sequences (llama.cpp's kv_unified). */
+  unifiedKv?: boolean;
 }
 
 /** Per-layer sums of a calibration pass (native/routing/RoutingStats.cpp). */
@@ -176,6 +178,12 @@ export interface NativeContext {
     options: NativeEvaluateOptions,
     onProgress?: (p: { chunksDone: number; chunksTotal: number; perplexity: number }) => void,
   ): Promise<NativeEvaluation>;
+  /** native/MultipleChoiceWorker.cpp: llama-perplexity's multiple-choice decoding loop. */
+  multipleChoice(
+    tasks: import('./multiple-choice/common.js').NativeTask[],
+    options: { logitsForLast: boolean; maxSequences: number },
+    onProgress?: (p: { tasksDone: number; tasksTotal: number }) => void,
+  ): Promise<{ tasks: import('./multiple-choice/common.js').NativeTaskScores[]; tokensDecoded: number; elapsedMs: number }>;
   /** One llama-bench test under the context's routing (native/BenchWorker.cpp). */
   bench(
     spec: { nPrompt: number; nGen: number; nDepth: number; repetitions: number; warmup: boolean },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import { dir, fixture, root } from './helpers/fixtures.mjs';
-import { plain, runInTerminal } from './helpers/pty.mjs';
+import { finalScreen, plain, runInTerminal } from './helpers/pty.mjs';
 
 const cli = join(root, 'dist', 'cli', 'main.js');
 const demo = join(root, 'models', 'demo', 'moe-demo.gguf');
@@ -36,7 +36,7 @@ describe('in a terminal', () => {
     const r = await runInTerminal([process.execPath, cli, 'perplexity', '-m', demo, ...long], { onOutput: ctrlCOnceRunning });
     assert.equal(r.code, 130, plain(r.screen));
     assert.match(plain(r.screen), /interrupted: stopping after the current chunk/);
-    assert.match(plain(r.screen), /moe-eval: interrupted\s*$/);
+    assert.match(finalScreen(r.screen).trimEnd().split('\n').at(-1), /^moe-eval: interrupted$/);
     const c = lastChunks(r.screen);
     assert.ok(c && c.done < c.total, `stopped early (${c?.done}/${c?.total})`);
   });
@@ -62,10 +62,11 @@ describe('in a terminal', () => {
     writeFileSync(text, readFileSync(join(root, 'vendor', 'llama.cpp', 'README.md')));
     const r = await runInTerminal([process.execPath, cli, 'compare', '-m', good, '-m', cut, '-f', text, '-c', '64', '-t', '1', '--cache-dir', join(dir, 'tty-cache'), '--report', join(dir, 'tty-report')]);
     assert.equal(r.code, 1, plain(r.screen));
-    const screen = plain(r.screen).trimEnd();
-    assert.match(screen, /moe-eval: llama\.cpp could not load .*cut\.gguf/);
-    // nothing drawn after the message: it is the last line on the screen
-    assert.match(screen.split('\n').at(-1), /^moe-eval: llama\.cpp could not load/);
+    assert.match(plain(r.screen), /\d+\/\d+ chunks/, 'progress was drawn');
+    // what the terminal shows at the end: the bars cleared, the message on a line of its own, last
+    const screen = finalScreen(r.screen).trimEnd();
+    assert.match(screen.split('\n').at(-1), /^moe-eval: llama\.cpp could not load .*cut\.gguf/);
+    assert.doesNotMatch(screen, /chunks \|/, 'no bar left on the screen');
   });
 
   test('rpc-server stops on Ctrl-C', async () => {

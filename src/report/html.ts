@@ -115,7 +115,7 @@ td.num { white-space: nowrap; }
 .empty { color: #777; font-style: italic; }
 .plots { display: flex; flex-direction: column; gap: 24px; }
 figure.plot { margin: 0; padding: 8px; border: 1px solid #e5e5e5; border-radius: 6px; background: #fff; }
-figure.plot svg { display: block; width: 100%; height: auto; }
+figure.plot svg { display: block; width: 100%; max-width: 1000px; height: auto; }
 footer { margin-top: 40px; color: #777; font-size: 12px; }
 @media print { body { padding: 0; } figure.plot { break-inside: avoid; } thead th { position: static; } }
 `;

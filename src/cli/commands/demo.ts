@@ -101,8 +101,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         perplexity: row.perplexity,
         stderr: row.stderr,
         deltaPercent: (100 * (row.perplexity - base.perplexity)) / base.perplexity,
-        kldMean: row.kldMean,
-        sameTopPercent: row.sameTop === null ? null : 100 * row.sameTop,
+        // the default routing is the KL-divergence reference itself (its KLD against its own base is 0
+        // up to the base's 16-bit rounding): 0, as compare() reports its reference
+        kldMean: row === base ? 0 : row.kldMean,
+        sameTopPercent: row === base ? 100 : row.sameTop === null ? null : 100 * row.sameTop,
         tokensPerSecond: row.tokensPerSecond,
         threads: row.threads,
         factor: resolved.expertScale[info.moeLayers[0]!.layer]!,
