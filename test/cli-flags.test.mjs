@@ -100,6 +100,25 @@ describe('bench', () => {
   });
 });
 
+describe('perplexity --hellaswag | --winogrande | --multiple-choice', () => {
+  test("task accuracy through the CLI, with flips against the model's own routing under another routing", async () => {
+    const demo = join(root, 'models', 'demo', 'moe-demo.gguf');
+    const tasks = join(root, 'models', 'demo', 'tasks', 'winogrande.csv');
+    const r = await run(['perplexity', '-m', demo, '--winogrande', '-f', tasks, '--winogrande-tasks', '40', '-c', '128', '-t', '2', '--experts', '1', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.task, 'winogrande');
+    assert.equal(j.tasks, 40);
+    assert.equal(j.routing.label, 'experts=1');
+    assert.equal(j.reference.routing.label, 'default');
+    const flipped = j.perTask.filter((t, i) => t.correct !== j.reference.perTask[i].correct).length;
+    assert.equal(j.reference.flips.rightToWrong + j.reference.flips.wrongToRight, flipped);
+    const bad = await run(['perplexity', '-m', demo, '-f', tasks, '--winogrande-tasks', '4']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--winogrande-tasks needs --winogrande/);
+  });
+});
+
 describe('one routing syntax', () => {
   test('the same flags in perplexity, sweep, compare and export give the same routing', async () => {
     const flags = ['--experts', '0:3;1:1', '--expert-scale', 'uniform', '--gate-scale', '1.5'];
