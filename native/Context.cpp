@@ -46,6 +46,9 @@ protected:
         if (owner_->stats_) {
             cp.cb_eval = RoutingStats::Callback;
             cp.cb_eval_user_data = owner_->stats_.get();
+        } else if (owner_->imatrix_) {
+            cp.cb_eval = ImatrixCollector::Callback;
+            cp.cb_eval_user_data = owner_->imatrix_.get();
         }
 
         llama_model * model = owner_->model_->model();
@@ -95,13 +98,14 @@ Napi::Function Context::Define(Napi::Env env) {
         InstanceMethod<&Context::MultipleChoice>("multipleChoice"),
         InstanceMethod<&Context::Bench>("bench"),
         InstanceMethod<&Context::TakeRoutingStats>("takeRoutingStats"),
+        InstanceMethod<&Context::TakeImatrix>("takeImatrix"),
         InstanceMethod<&Context::Memory>("memory"),
         InstanceMethod<&Context::Abort>("abort"),
         InstanceMethod<&Context::Dispose>("dispose"),
     });
 }
 
-// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats, unifiedKv })
+// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
 // Sizes arrive resolved by src/context.ts; the checks here only keep llama.cpp away from its asserts.
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
@@ -120,8 +124,14 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
     options_.kv_unified = BoolOption(o, "unifiedKv", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());
-    // the counter chains to the context's own eval callback (the statistics) when it takes the scheduler's over
-    counter_ = stats_ ? std::make_unique<ExpertCounter>(&RoutingStats::Callback, stats_.get()) : std::make_unique<ExpertCounter>(nullptr, nullptr);
+    options_.collect_imatrix = BoolOption(o, "collectImatrix", false);
+    if (options_.collect_imatrix && stats_) ThrowInvalidArg(env, where + ": collectRoutingStats and collectImatrix exclude each other");
+    if (options_.collect_imatrix) imatrix_ = std::make_unique<ImatrixCollector>();
+    // the counter chains to the context's own eval callback (statistics or importance matrix) when it
+    // takes the scheduler's over for a graph with dynamic routing
+    if (stats_) counter_ = std::make_unique<ExpertCounter>(&RoutingStats::Callback, stats_.get());
+    else if (imatrix_) counter_ = std::make_unique<ExpertCounter>(&ImatrixCollector::Callback, imatrix_.get());
+    else counter_ = std::make_unique<ExpertCounter>(nullptr, nullptr);
 }
 
 Context::~Context() { Free(); }
@@ -279,6 +289,32 @@ Napi::Value Context::TakeRoutingStats(const Napi::CallbackInfo & info) {
         o.Set("pairs", (double) l.pairs);
         o.Set("singles", (double) l.singles);
         out.Set(i, o);
+    }
+    return out;
+}
+
+// takeImatrix() → [{ name, values: Float32Array, counts: Float64Array }] collected since the last call
+// (imatrix contexts only), sorted by tensor name
+Napi::Value Context::TakeImatrix(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    CheckUsable(env);
+    if (!imatrix_) ThrowCoded(env, "ERR_STATE", "this context was not created to collect an importance matrix");
+    if (busy_) ThrowCoded(env, "ERR_BUSY", "the context is running an operation");
+    std::string error;
+    auto entries = imatrix_->Take(error);
+    if (!error.empty()) ThrowCoded(env, "ERR_IMATRIX", "importance matrix collection failed: " + error);
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    uint32_t i = 0;
+    for (const auto & [name, e] : entries) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", name);
+        Napi::Float32Array values = Napi::Float32Array::New(env, e.values.size());
+        std::copy(e.values.begin(), e.values.end(), values.Data());
+        Napi::Float64Array counts = Napi::Float64Array::New(env, e.counts.size());
+        for (size_t j = 0; j < e.counts.size(); ++j) counts[j] = (double) e.counts[j];
+        o.Set("values", values);
+        o.Set("counts", counts);
+        out.Set(i++, o);
     }
     return out;
 }

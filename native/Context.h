@@ -12,6 +12,7 @@
 
 #include "llama.h"
 #include "routing/Routing.h"
+#include "metrics/Imatrix.h"
 #include "routing/RoutingStats.h"
 
 namespace moe_eval {
@@ -26,6 +27,7 @@ struct ContextOptions {
     int32_t n_threads = 4;
     int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
     bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
+    bool collect_imatrix = false;        // importance matrix: read matmul inputs through the eval callback; every token an output
     bool kv_unified = false;             // one KV buffer for all sequences (llama-perplexity's multiple-choice scores)
 };
 
@@ -49,6 +51,9 @@ public:
     ExpertCounter & expert_counter() { return *counter_; }
     ComputedExperts & computed_experts() { return computed_; }
     bool busy() const { return busy_; }
+    // An imatrix context decodes every token as an output, as llama-imatrix does (the last layer then
+    // computes its FFN for every token).
+    bool all_outputs() const { return imatrix_ != nullptr; }
 
     // Called by workers on the JS thread.
     void BeginWork();
@@ -64,6 +69,7 @@ private:
     Napi::Value MultipleChoice(const Napi::CallbackInfo & info);
     Napi::Value Bench(const Napi::CallbackInfo & info);
     Napi::Value TakeRoutingStats(const Napi::CallbackInfo & info);
+    Napi::Value TakeImatrix(const Napi::CallbackInfo & info);
     Napi::Value Memory(const Napi::CallbackInfo & info);
     Napi::Value Abort(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
@@ -78,6 +84,7 @@ private:
     ComputedExperts computed_;  // counted by graphs built under routing_ (vendor/patches/0004)
     bool hook_active_ = true;
     std::unique_ptr<RoutingStats> stats_;
+    std::unique_ptr<ImatrixCollector> imatrix_;
     std::unique_ptr<ExpertCounter> counter_;
     std::atomic<bool> abort_{false};
     bool busy_ = false;

@@ -37,6 +37,7 @@ struct ProgressEvent {
 // a chunk longer than the batch is decoded in num_batches pieces.
 struct Chunking {
     int n_ctx, n_batch, num_batches, n_seq, first;
+    bool all_outputs;  // llama-imatrix: every token an output (llama-perplexity: only the scored half)
 };
 
 Chunking ChunkingFor(const Context & c, int n_ctx) {
@@ -46,10 +47,12 @@ Chunking ChunkingFor(const Context & c, int n_ctx) {
     k.num_batches = (n_ctx + k.n_batch - 1) / k.n_batch;
     k.n_seq = std::min<int>(std::max(1, k.n_batch / n_ctx), (int) c.options().n_seq_max);
     k.first = n_ctx / 2;
+    k.all_outputs = c.all_outputs();
     return k;
 }
 
-// Decodes chunks [i, i + n_seq_batch) of `tokens` in `ctx` (mirrors perplexity() in perplexity.cpp),
+// Decodes chunks [i, i + n_seq_batch) of `tokens` in `ctx` (mirrors perplexity() in perplexity.cpp, or
+// compute_imatrix() in imatrix.cpp when every token is an output),
 // then calls on_rows(seq, logits of positions first..n_ctx-2) for each chunk.
 void DecodeChunks(llama_context * ctx, const Chunking & k, const std::vector<llama_token> & tokens, int i, int n_seq_batch,
                   llama_batch & batch, std::vector<float> & logits, std::atomic<bool> & abort, size_t & tokens_decoded,
@@ -75,7 +78,7 @@ void DecodeChunks(llama_context * ctx, const Chunking & k, const std::vector<lla
                 batch.pos[idx] = j * k.n_batch + t;
                 batch.n_seq_id[idx] = 1;
                 batch.seq_id[idx][0] = seq;
-                batch.logits[idx] = batch.pos[idx] >= k.first ? 1 : 0;
+                batch.logits[idx] = k.all_outputs || batch.pos[idx] >= k.first ? 1 : 0;
                 n_outputs += batch.logits[idx] != 0;
             }
             batch.n_tokens += batch_size;
@@ -90,7 +93,9 @@ void DecodeChunks(llama_context * ctx, const Chunking & k, const std::vector<lla
         }
     }
     for (int seq = 0; seq < n_seq_batch; seq++) {
-        on_rows(seq, k.num_batches > 1 ? logits.data() : llama_get_logits_ith(ctx, seq * k.n_ctx + k.first));
+        // with several batches per chunk n_seq is 1 and `logits` holds the chunk's outputs
+        on_rows(seq, k.num_batches > 1 ? logits.data() + (k.all_outputs ? (size_t) k.first * n_vocab : 0)
+                                       : llama_get_logits_ith(ctx, seq * k.n_ctx + k.first));
     }
 }
 

@@ -1,4 +1,4 @@
-// quantizeModel(src, dst, { ftype, threads, allowRequantize }, onProgress): llama.cpp's
+// quantizeModel(src, dst, { ftype, threads, allowRequantize, pure, imatrix, tensorTypes, … }, onProgress): llama.cpp's
 // llama_model_quantize (what llama-quantize runs) on a worker thread, with per-tensor progress.
 #pragma once
 

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "Context.h"
+#include "ImatrixFileWorker.h"
 #include "Log.h"
 #include "Model.h"
 #include "QuantizeWorker.h"
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     moe_eval::InitGgufRewrite(env, exports);
     moe_eval::InitGgufInfo(env, exports);
     moe_eval::InitQuantize(env, exports);
+    moe_eval::InitImatrixFile(env, exports);
     moe_eval::InitRpcServer(env, exports);
     moe_eval::InitSystem(env, exports);
     return exports;

@@ -4,8 +4,8 @@
  * into a cache folder (reused when newer than their source). The reference's log-probabilities are
  * written once as a KL-divergence base file in that folder and read back for every other combination.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
@@ -13,7 +13,7 @@ import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
 import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { readGgufInfo } from './gguf-info.js';
-import { quantTypeId, quantizeModel } from './quantize.js';
+import { type ImatrixSource, type QuantizeRecipe, checkRecipe, isPlainRecipe, makeRecipe } from './recipe.js';
 import type { ReportData, ResultRow } from './report/types.js';
 import { type Routing, resolveRouting, validateRoutingShape } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
@@ -23,8 +23,14 @@ export interface CompareOptions {
   models: string[];
   /** How every model is loaded (gpuLayers, kvOverrides, rpcServers, useMmap). */
   loadOptions?: Omit<LoadModelOptions, 'signal' | 'onProgress'>;
-  /** Also evaluate the first model quantized to these llama-quantize types (e.g. 'q8_0', 'q4_k_m', 'q2_k'). */
-  quantize?: string[];
+  /**
+   * Also evaluate the first model quantized with these recipes, one row each: llama-quantize types
+   * ('q8_0', 'q4_k_m'), with an importance matrix and tensor overrides ('iq2_xxs+imatrix',
+   * 'iq2_xxs+imatrix, ffn_down_exps=q4_k, attn=q6_k'), or QuantizeRecipe objects (see recipe.ts).
+   */
+  quantize?: (string | QuantizeRecipe)[];
+  /** The calibration text `+imatrix` recipes collect their importance matrix on (imatrix() options). */
+  calibration?: ImatrixSource;
   /**
    * Where the quantized files and the reference's KL-divergence base are written (created if missing;
    * reused by later runs). Default: `.moe-eval-cache` in the current folder. The result names it.
@@ -61,7 +67,7 @@ function scaleRuleOf(r: Routing): string {
   return typeof r.expertScale === 'string' ? r.expertScale : 'custom';
 }
 
-const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'cacheDir', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
+const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'calibration', 'cacheDir', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
 
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const o = optionsObject(options, 'compare options');
@@ -70,9 +76,13 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     throw new TypeError(expected('a non-empty array of model paths', 'models', o.models));
   }
   const loadOptions = optionsObject(o.loadOptions, 'loadOptions') as Omit<LoadModelOptions, 'signal' | 'onProgress'>;
-  const quantize = (o.quantize as string[] | undefined) ?? [];
-  if (!Array.isArray(quantize)) throw new TypeError(expected('an array of quantization types', 'quantize', o.quantize));
-  quantize.forEach((t) => quantTypeId(t));
+  if (o.quantize !== undefined && !Array.isArray(o.quantize)) throw new TypeError(expected('an array of quantization types or recipes', 'quantize', o.quantize));
+  const recipes = ((o.quantize as (string | QuantizeRecipe)[] | undefined) ?? []).map((r, i) => checkRecipe(r, `quantize[${i}]`));
+  const quantize = recipes.map((r) => r.label!);
+  if (recipes.some((r) => r.imatrix === true) && o.calibration === undefined) {
+    throw new TypeError("Expected calibration (the text '+imatrix' recipes collect their importance matrix on) for compare() but received none");
+  }
+  const calibration = o.calibration === undefined ? undefined : (optionsObject(o.calibration, 'calibration') as ImatrixSource);
   const routings = (o.routings as Routing[] | undefined) ?? [{}];
   if (!Array.isArray(routings) || routings.length === 0) throw new TypeError(expected('a non-empty array of routings', 'routings', o.routings));
   routings.forEach((r, i) => validateRoutingShape(r, `routings[${i}]`));
@@ -97,12 +107,15 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
   mkdirSync(cacheDir, { recursive: true });
   onEvent?.({ kind: 'cache', dir: cacheDir });
 
-  for (const type of quantize) {
+  const labels = new Map<string, string>();
+  for (const recipe of recipes) {
     if (signal?.aborted) throw toAbortReason(signal);
-    const out = join(cacheDir, `${basename(source, extname(source))}.${type.toLowerCase()}.gguf`);
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(source).mtimeMs) {
-      await quantizeModel(source, out, { type, ...(o.threads ? { threads: o.threads as number } : {}), onProgress: (fraction) => onEvent?.({ kind: 'quantize', type, fraction, file: out }) });
-    }
+    const type = recipe.label!;
+    const out = await makeRecipe(recipe, {
+      source, cacheDir, ...(calibration ? { calibration } : {}), ...(o.threads ? { threads: o.threads as number } : {}), ...(signal ? { signal } : {}),
+      onQuantize: (fraction, file) => onEvent?.({ kind: 'quantize', type, fraction, file }),
+    });
+    if (!isPlainRecipe(recipe)) labels.set(out, type);
     files.push(out);
   }
 
@@ -144,7 +157,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
                 onProgress: (p) => onEvent?.({ kind: 'evaluate', model: basename(file), routing: resolveRouting(routing, info).label, done, total, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
               });
           const row: ResultRow = {
-            model: basename(file),
+            model: labels.get(file) ?? basename(file),
             fileType: info.fileType,
             sizeBytes: info.sizeBytes,
             bitsPerWeight: info.bitsPerWeight,

@@ -241,6 +241,8 @@ export class Context {
 export interface InternalContextOptions {
   /** Calibration: read router and expert tensors through llama.cpp's eval callback (native/routing/RoutingStats). */
   collectRoutingStats?: boolean;
+  /** Importance matrix: read every matrix multiplication's input through the eval callback, every token an output (native/metrics/Imatrix). */
+  collectImatrix?: boolean;
   /** Reserve compute buffers for this many experts per token (default: the routing's largest count). */
   reserveExperts?: number;
   /** The context's routing, already resolved (instead of options.routing). */
@@ -268,6 +270,7 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
     threads: options.threads,
     reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
     ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
+    ...(internal.collectImatrix ? { collectImatrix: true } : {}),
     ...(internal.parallel !== undefined ? { unifiedKv: true } : {}),
   });
   try {

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'ERR_KV_OVERRIDE'
   | 'ERR_NATIVE'
   | 'ERR_NOT_IMPLEMENTED'
+  | 'ERR_IMATRIX'
   | 'ABORT_ERR';
 
 export class MoeEvalError extends Error {

@@ -116,6 +116,7 @@ export interface NativeContextOptions {
   threads: number;
   reserveExperts: number;
   collectRoutingStats?: boolean;
+  collectImatrix?: boolean;
   /** One KV cache for all sequences (llama.cpp's kv_unified). */
   unifiedKv?: boolean;
 }
@@ -134,6 +135,39 @@ export interface NativeLayerStats {
   self: number;
   pairs: number;
   singles: number;
+}
+
+/** One tensor of an importance matrix (native/metrics/Imatrix.h): Σx² per column per matrix, and rows summed. */
+export interface NativeImatrixEntry {
+  name: string;
+  values: Float32Array;
+  counts: Float64Array;
+}
+
+/** An importance matrix file's content (native/metrics/ImatrixFile.h). */
+export interface NativeImatrixFile {
+  entries: NativeImatrixEntry[];
+  datasets: string[];
+  chunkCount: number;
+  chunkSize: number;
+  legacy: boolean;
+  hasMetadata: boolean;
+}
+
+export interface NativeQuantizeOptions {
+  ftype: number;
+  threads: number;
+  allowRequantize?: boolean;
+  pure?: boolean;
+  onlyCopy?: boolean;
+  leaveOutputTensor?: boolean;
+  outputTensorType?: number;
+  tokenEmbeddingType?: number;
+  tensorTypes?: { pattern: string; type: number }[];
+  imatrix?: string;
+  imatrixName?: string;
+  includeWeights?: string[];
+  excludeWeights?: string[];
 }
 
 export interface NativeContext {
@@ -160,6 +194,8 @@ export interface NativeContext {
   memory(): ContextMemory;
   /** Calibration contexts only (collectRoutingStats): the sums since the last call. */
   takeRoutingStats(): NativeLayerStats[];
+  /** Importance-matrix contexts only (collectImatrix): the sums since the last call, sorted by name. */
+  takeImatrix(): NativeImatrixEntry[];
   abort(): void;
   dispose(): void;
 }
@@ -232,7 +268,9 @@ export interface NativeAddon {
   /** GPU devices in this build (0 for a CPU-only build). */
   gpuDeviceCount(): number;
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
-  quantizeModel(src: string, dst: string, options: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (p: number) => void): Promise<void>;
+  quantizeModel(src: string, dst: string, options: NativeQuantizeOptions, onProgress?: (p: number) => void): Promise<void>;
+  readImatrix(path: string): Promise<NativeImatrixFile>;
+  writeImatrix(path: string, data: { entries: NativeImatrixEntry[]; datasets: string[]; chunkCount: number; chunkSize: number; legacy?: boolean }): Promise<void>;
   readGgufInfo(path: string): Promise<NativeGgufInfo>;
   rewriteGguf(
     src: string,

@@ -34,3 +34,13 @@ export async function runLlamaPerplexity(args) {
   }
   throw new Error(`llama-perplexity's output stayed incomplete in 3 runs:\n${out.slice(-2000)}`);
 }
+
+export const llamaImatrix = join(root, 'build', 'tools', 'imatrix', 'llama-imatrix');
+export const llamaQuantize = join(root, 'build', 'tools', 'quantize', 'llama-quantize');
+
+/** Runs one of llama.cpp's tools (a file-producing one: llama-imatrix, llama-quantize); returns its output. */
+export async function runPeer(tool, args) {
+  if (!existsSync(tool)) throw new Error(`${tool} is missing: run \`npm run build:peers\` (npm test does it first)`);
+  const { stdout, stderr } = await promisify(execFile)(tool, args, { maxBuffer: 64 << 20 });
+  return stdout + stderr;
+}
