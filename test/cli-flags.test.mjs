@@ -38,6 +38,7 @@ const COMMANDS = {
   compare: { args: (tag) => ['-f', text, ...small, '--cache-dir', join(dir, `cache-${tag}`), '--report', join(dir, `report-${tag}`)], expertsUsed: (j) => j.rows[0].experts, context: true },
   calibrate: { args: (tag) => ['-f', text, ...small, '-o', join(dir, `profile-${tag}.json`)], expertsUsed: (j) => j.model.expertsUsed, context: true },
   info: { args: () => [], expertsUsed: (j) => j.expertsUsed, context: true },
+  imatrix: { args: (tag) => ['-f', text, ...small, '-o', join(dir, `imatrix-${tag}.gguf`)], expertsUsed: (j) => Math.max(...j.routing.experts), context: true },
   export: { args: (tag) => ['-o', join(dir, `export-${tag}.gguf`)], expertsUsed: null, context: false },
 };
 
@@ -116,6 +117,22 @@ describe('perplexity --hellaswag | --winogrande | --multiple-choice', () => {
     const bad = await run(['perplexity', '-m', demo, '-f', tasks, '--winogrande-tasks', '4']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--winogrande-tasks needs --winogrande/);
+  });
+});
+
+describe('imatrix and quantize', () => {
+  test('an IQ quant from a matrix moe-eval imatrix wrote; without a matrix the type is refused naming --imatrix', async () => {
+    const m = join(dir, 'cli-imatrix.gguf');
+    const i = await run(['imatrix', '-m', model, '-f', text, ...small, '-o', m]);
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stdout, /wrote .*cli-imatrix\.gguf: \d+ tensors/);
+    const out = join(dir, 'cli-iq2.gguf');
+    const q = await run(['quantize', model, out, 'iq2_xxs', '--imatrix', m, '--tensor-type', 'attn=q8_0']);
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, /IQ2_XXS/);
+    const bad = await run(['quantize', model, join(dir, 'cli-iq2-bad.gguf'), 'iq2_xxs']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--imatrix/);
   });
 });
 

@@ -15,6 +15,7 @@ import * as calibrate from './commands/calibrate.js';
 import * as compare from './commands/compare.js';
 import * as demo from './commands/demo.js';
 import * as exportCmd from './commands/export.js';
+import * as imatrixCmd from './commands/imatrix.js';
 import * as info from './commands/info.js';
 import * as perplexity from './commands/perplexity.js';
 import * as quantize from './commands/quantize.js';
@@ -42,7 +43,7 @@ type Module = {
   /** API option names this command maps to flags of its own (for messages). */
   flagNames?: Record<string, string>;
 };
-const commands: Module[] = [perplexity, sweep, compare, benchCmd, calibrate, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, compare, benchCmd, calibrate, imatrixCmd, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
 let running: Module | undefined;
 
 function exitCodeFor(e: unknown): number {

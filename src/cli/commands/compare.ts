@@ -16,7 +16,8 @@ export const describe = 'compare models and quantization levels under routings a
 export const builder = (y: Argv) =>
   jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y)))))
     .option('model', { alias: 'm', type: 'string', array: true, demandOption: true, describe: 'GGUF files (repeat -m); the first, with its own routing, is the reference' })
-    .option('quantize', { alias: 'q', type: 'string', describe: 'also quantize the first model: llama-quantize types separated by commas (q8_0,q4_k_m,q2_k)' })
+    .option('quantize', { alias: 'q', type: 'string', describe: "also quantize the first model: types q8_0,q4_k_m,q2_k, or recipes separated by ';' ('q4_k_m; iq2_xxs+imatrix, attn=q6_k')" })
+    .option('calibration-file', { type: 'string', describe: "the text '+imatrix' recipes collect their importance matrix on" })
     .option('cache-dir', { type: 'string', default: '.moe-eval-cache', describe: 'folder for the quantized files and the reference base (created; reused by later runs)' })
     .option('report', { type: 'string', default: 'reports/compare', describe: 'folder for report.html, results.json, results.csv and the plots' })
     .example('$0 compare -m model-f16.gguf -q q8_0,q4_k_m,q2_k --experts 2 3 --expert-scale none uniform -f text.txt', 'every quantization × 3 routings (experts=2 with uniform scale is the default)');
@@ -25,7 +26,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const input = await textFromArgs(a);
   const routings = await routingGridFromArgs(a);
   const models = (a.model as string[]).map(String);
-  const quantize = (stringFlag(a, 'quantize') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const q = stringFlag(a, 'quantize') ?? '';
+  // recipes carry commas of their own ("iq2_xxs+imatrix, attn=q6_k"): with a ';' it separates recipes
+  const quantize = q.split(q.includes(';') ? ';' : ',').map((s) => s.trim()).filter(Boolean);
+  const calibration = stringFlag(a, 'calibration-file');
   const loadOptions = loadOptionsFromArgs(a);
   const bar = progress('compare', !a.json);
   try {
@@ -34,6 +38,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       models,
       loadOptions,
       quantize,
+      ...(calibration ? { calibration: { file: calibration } } : {}),
       routings,
       cacheDir: stringFlag(a, 'cache-dir')!,
       ...contextFromArgs(a),
