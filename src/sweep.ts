@@ -77,6 +77,8 @@ export interface SweepRow {
   /** With `accuracy`: percent correct, its ±, and the flips against the model's own routing (exact McNemar p). */
   accuracy?: { accuracy: number; uncertainty: number; tasks: number; rightToWrong: number; wrongToRight: number; pValue: number };
   tokensPerSecond: number;
+  /** k̄: experts mixed per token, measured from the graph (mean over MoE layers). */
+  expertsPerToken: number;
   /** CPU threads tokensPerSecond was measured with. */
   threads: number;
   elapsedMs: number;
@@ -241,6 +243,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
         sameTop: r.kld?.sameTop ?? null,
         ...(accuracyBase ? { accuracy: await accuracyOf(point.routing) } : {}),
         tokensPerSecond: r.tokensPerSecond,
+        expertsPerToken: r.expertsPerToken.mean,
         threads: r.threads,
         elapsedMs: r.elapsedMs,
         model: model.path,

@@ -65,8 +65,8 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
     }
     process.stdout.write(
       table(
-        ['model', 'routing', 'chunks', 'PPL', '±', `tokens/s (-t ${r.threads})`],
-        [[basename(r.model.path), r.routing.label, r.chunks.length, formatPerplexity(r.perplexity), formatStderr(r.stderr), formatTokensPerSecond(r.tokensPerSecond)]],
+        ['model', 'routing', 'k̄', 'chunks', 'PPL', '±', `tokens/s (-t ${r.threads})`],
+        [[basename(r.model.path), r.routing.label, r.expertsPerToken.mean.toFixed(3), r.chunks.length, formatPerplexity(r.perplexity), formatStderr(r.stderr), formatTokensPerSecond(r.tokensPerSecond)]],
       ) + '\n',
     );
     process.stdout.write(`Final estimate: PPL = ${formatPerplexity(r.perplexity)} +/- ${formatStderr(r.stderr)}\n`);

@@ -65,9 +65,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
     const threads = [...new Set(r.rows.map((x) => x.threads))].join(',');
     process.stdout.write(
       table(
-        ['routing', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), ...(withAcc ? [`${task} accuracy`, 'right→wrong', 'wrong→right'] : []), `tokens/s (-t ${threads})`],
+        ['routing', 'k̄', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), ...(withAcc ? [`${task} accuracy`, 'right→wrong', 'wrong→right'] : []), `tokens/s (-t ${threads})`],
         r.rows.map((x) => [
           x.routing,
+          typeof x.expertsPerToken === 'number' ? x.expertsPerToken.toFixed(3) : '-',
           formatPerplexity(x.perplexity),
           formatStderr(x.stderr),
           ...(withKld ? [formatKld(x.kldMean), formatPercent(x.sameTop === null ? null : 100 * x.sameTop)] : []),
