@@ -13,19 +13,13 @@
 #include "routing/Routing.h"
 #include "util/File.h"
 #include "util/Args.h"
+#include "util/Batch.h"
 #include "util/NativeError.h"
 
 namespace moe_eval {
 
 namespace {
 
-struct BatchDeleter {
-    void operator()(llama_batch * b) const {
-        llama_batch_free(*b);
-        delete b;
-    }
-};
-using BatchPtr = std::unique_ptr<llama_batch, BatchDeleter>;
 
 struct ProgressEvent {
     int chunks_done;

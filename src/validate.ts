@@ -29,20 +29,37 @@ function editDistance(a: string, b: string): number {
   return dp[a.length]![b.length]!;
 }
 
+/**
+ * The closest of `known` to `word`, when close enough to be a likely misspelling (few edits, or a long
+ * shared beginning: "experts" → "expert-count"). The one rule for API options and CLI flags and commands.
+ */
+export function closest(word: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestD || (d === bestD && best !== undefined && k.startsWith(word) && !best.startsWith(word))) {
+      bestD = d;
+      best = k;
+    }
+  }
+  if (best === undefined) return undefined;
+  if (bestD <= Math.max(2, Math.floor(best.length / 3))) return best;
+  const common = (k: string) => {
+    let i = 0;
+    while (i < k.length && i < word.length && k[i]!.toLowerCase() === word[i]!.toLowerCase()) i++;
+    return i;
+  };
+  const byPrefix = [...known].sort((x, y) => common(y) - common(x))[0]!;
+  return common(byPrefix) >= Math.min(5, word.length) ? byPrefix : undefined;
+}
+
 /** Rejects unknown option names, suggesting the closest known one. */
 export function checkOptionNames(options: object, known: readonly string[], where: string): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key) || (options as Record<string, unknown>)[key] === undefined) continue;
-    let best = '';
-    let bestD = Infinity;
-    for (const k of known) {
-      const d = editDistance(key.toLowerCase(), k.toLowerCase());
-      if (d < bestD) {
-        bestD = d;
-        best = k;
-      }
-    }
-    const hint = bestD <= Math.max(2, Math.floor(best.length / 3)) ? ` Did you mean '${best}'?` : '';
+    const best = closest(key, known);
+    const hint = best ? ` Did you mean '${best}'?` : '';
     throw new TypeError(`Unknown option '${key}' for ${where}.${hint} Known options: ${known.join(', ')}`);
   }
 }
