@@ -9,6 +9,7 @@
 #include "gguf.h"
 
 #include "Log.h"
+#include "TokenizeWorker.h"
 #include "gguf/KvOverrides.h"
 #include "llama-model.h"   // hparams: expert counts, groups, shared experts (not in the C API)
 #include "util/Args.h"
@@ -21,12 +22,6 @@ namespace moe_eval {
 
 namespace {
 
-std::string MetaString(const llama_model * model, const char * key) {
-    char buf[512];
-    const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
-    return n < 0 ? std::string() : std::string(buf);
-}
-
 const char * GatingName(int op) {
     switch (op) {
         case LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX: return "softmax";
@@ -38,6 +33,12 @@ const char * GatingName(int op) {
 }
 
 }  // namespace
+
+std::string MetaString(const llama_model * model, const char * key) {
+    char buf[512];
+    const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+    return n < 0 ? std::string() : std::string(buf);
+}
 
 // Loads the model, then builds one small graph with a facts recorder on, so that Model.info can say how
 // llama.cpp routes this model (what the GGUF alone does not say for every architecture).
@@ -330,59 +331,6 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
     return o;
 }
 
-class TokenizeWorker final : public PromiseWorker {
-public:
-    TokenizeWorker(Napi::Env env, Model * owner, std::string text, bool add_special, bool parse_special)
-        : PromiseWorker(env, "moe-eval:tokenize"), owner_(owner), text_(std::move(text)),
-          add_special_(add_special), parse_special_(parse_special) {
-        owner_->Ref();
-        owner_->WorkerStarted();
-    }
-
-protected:
-    void Run() override {
-        const llama_vocab * vocab = llama_model_get_vocab(owner_->model());
-        if (llama_vocab_type(vocab) == LLAMA_VOCAB_TYPE_NONE) {
-            throw NativeError("ERR_NO_TOKENIZER", "the model has no tokenizer (tokenizer.ggml.model is \"" + MetaString(owner_->model(), "tokenizer.ggml.model") +
-                                                      "\"): pass tokens instead of text");
-        }
-        if (text_.size() > (size_t) INT32_MAX / 2) throw NativeError("ERR_INVALID_ARG", "text too long to tokenize");
-        if (add_special_ && ((llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) == LLAMA_TOKEN_NULL) ||
-                             (llama_vocab_get_add_eos(vocab) && llama_vocab_eos(vocab) == LLAMA_TOKEN_NULL))) {
-            throw NativeError("ERR_TOKENIZE", "the vocabulary asks for a BOS/EOS token it does not define");
-        }
-        // upper bound: one token per byte, plus BOS/EOS
-        tokens_.resize(text_.size() + 2);
-        int32_t n = llama_tokenize(vocab, text_.data(), (int32_t) text_.size(), tokens_.data(), (int32_t) tokens_.size(),
-                                   add_special_, parse_special_);
-        if (n < 0) {
-            tokens_.resize(-n);
-            n = llama_tokenize(vocab, text_.data(), (int32_t) text_.size(), tokens_.data(), (int32_t) tokens_.size(),
-                               add_special_, parse_special_);
-        }
-        if (n < 0) throw NativeError("ERR_TOKENIZE", "tokenization failed");
-        tokens_.resize(n);
-    }
-
-    Napi::Value Result(Napi::Env env) override {
-        Napi::Int32Array out = Napi::Int32Array::New(env, tokens_.size());
-        std::memcpy(out.Data(), tokens_.data(), tokens_.size() * sizeof(int32_t));
-        return out;
-    }
-
-    void OnSettled() override {
-        owner_->WorkerDone();
-        owner_->Unref();
-    }
-
-private:
-    Model * owner_;
-    std::string text_;
-    bool add_special_;
-    bool parse_special_;
-    std::vector<llama_token> tokens_;
-};
-
 // tokenize(text, addSpecial, parseSpecial) → Promise<Int32Array>
 Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -390,8 +338,8 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
         ThrowCoded(env, disposed_ ? "ERR_DISPOSED" : "ERR_NOT_LOADED", disposed_ ? "the model has been disposed" : "the model is not loaded");
     }
     std::string text = RequireString(info, 0, "tokenize(text)");
-    return PromiseWorker::Start(new TokenizeWorker(env, this, std::move(text), info.Length() > 1 && info[1].ToBoolean().Value(),
-                                                   info.Length() > 2 && info[2].ToBoolean().Value()));
+    return StartTokenize(env, this, std::move(text), info.Length() > 1 && info[1].ToBoolean().Value(),
+                         info.Length() > 2 && info[2].ToBoolean().Value());
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {

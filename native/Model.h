@@ -22,6 +22,9 @@ struct ModelLoadOptions {
 };
 
 // Checked before a JS value is unwrapped as a Model (util/Args.h UnwrapTagged).
+// A metadata value of the model as text ("" when the key is absent).
+std::string MetaString(const llama_model * model, const char * key);
+
 inline constexpr napi_type_tag kModelTag = {0x6d6f652d6576616cULL, 0x4d6f64656c000001ULL};
 
 class Model : public Napi::ObjectWrap<Model> {

@@ -11,9 +11,8 @@
  * random and each chosen task read at its position, as multiple_choice_score() does. Scored like
  * HellaSwag with any number of answers, in single precision; correct when the chosen answer's label is 1.
  */
-import { type NativeTaskScores, type ScoredTask, type TaskSource, commonPrefix, decodeUtf8, taskFileError } from './common.js';
-import { argmax, checkAnswers } from './hellaswag.js';
-import { type PreparedTask, type Tokenize, endingPairs, requiredTokens } from './prepared.js';
+import { type TaskSource, decodeUtf8, taskFileError } from './common.js';
+import { type PreparedTask, type Tokenize, prepareMeanScored } from './prepared.js';
 import { selectFloatScaled } from './random.js';
 
 export interface BinaryTask extends TaskSource {
@@ -110,30 +109,9 @@ export function parseBinary(bytes: Uint8Array, file: string, tasks: number): { a
   return { available: n, selected };
 }
 
-export async function prepareBinary(t: BinaryTask, tokenize: Tokenize, file: string): Promise<PreparedTask> {
-  const seqs = await Promise.all(t.answers.map((a) => tokenize(t.question + ' ' + a)));
-  const prefix = commonPrefix(seqs);
-  checkAnswers(seqs, prefix, t, file, 'answer');
-  return {
-    source: { index: t.index, offset: t.offset },
-    native: { seqs, prefix, pairs: endingPairs(seqs, prefix) },
-    required: requiredTokens(seqs, prefix),
-    score(r: NativeTaskScores): ScoredTask {
-      let ir = 0;
-      // single-precision sums, as multiple_choice_score() does
-      const scores = seqs.map((seq, s) => {
-        let sum = r.first[s]!;
-        let count = 1;
-        for (let j = prefix; j < seq.length - 1; j++) {
-          count++;
-          sum = Math.fround(sum + r.scores[ir++]!);
-        }
-        return Math.fround(sum / count);
-      });
-      const chosen = argmax(scores);
-      return { chosen, correct: t.labels[chosen] === 1, scores };
-    },
-  };
+export function prepareBinary(t: BinaryTask, tokenize: Tokenize, file: string): Promise<PreparedTask> {
+  const texts = t.answers.map((a) => t.question + ' ' + a);
+  return prepareMeanScored({ index: t.index, offset: t.offset }, texts, tokenize, file, 'answer', 'float', (chosen) => t.labels[chosen] === 1);
 }
 
 /** Writes tasks in the binary format (for tests and the demo's task files). */

@@ -4,8 +4,8 @@
  * tokenized after the context and a space; its score is the mean log-probability of its tokens (the
  * first from the shared prefix's last logits); the highest score (first on ties) is the choice.
  */
-import { type NativeTaskScores, type ScoredTask, type TaskSource, commonPrefix, decodeUtf8, parseLeadingInt, taskFileError, where } from './common.js';
-import { type PreparedTask, type Tokenize, endingPairs, requiredTokens } from './prepared.js';
+import { type TaskSource, decodeUtf8, parseLeadingInt, taskFileError } from './common.js';
+import { type PreparedTask, type Tokenize, prepareMeanScored } from './prepared.js';
 import { selectHellaswag } from './random.js';
 
 export interface HellaswagTask extends TaskSource {
@@ -49,45 +49,7 @@ export function parseHellaswag(bytes: Uint8Array, file: string, tasks: number): 
   return { available, selected: order.map((i) => parsed[i]!) };
 }
 
-export async function prepareHellaswag(t: HellaswagTask, tokenize: Tokenize, file: string): Promise<PreparedTask> {
-  const seqs = await Promise.all(t.endings.map((e) => tokenize(t.context + ' ' + e)));
-  const prefix = commonPrefix(seqs);
-  checkAnswers(seqs, prefix, t, file, 'ending');
-  return {
-    source: { index: t.index, line: t.line },
-    native: { seqs, prefix, pairs: endingPairs(seqs, prefix) },
-    required: requiredTokens(seqs, prefix),
-    score(r: NativeTaskScores): ScoredTask {
-      let ir = 0;
-      // double sums of float log-probabilities, as hellaswag_score() does
-      const scores = seqs.map((seq, s) => {
-        let sum = r.first[s]!;
-        let count = 1;
-        for (let j = prefix; j < seq.length - 1; j++) {
-          sum += r.scores[ir++]!;
-          count++;
-        }
-        return sum / count;
-      });
-      const chosen = argmax(scores);
-      return { chosen, correct: chosen === t.gold, scores };
-    },
-  };
-}
-
-/** First index of the largest value (strictly greater replaces), as perplexity.cpp picks. */
-export function argmax(v: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
-  return best;
-}
-
-/**
- * Every answer must add a token after the prefix it shares with the others, and that prefix must not be
- * empty: otherwise llama-perplexity reads outside its token and logit arrays.
- */
-export function checkAnswers(seqs: readonly Int32Array[], prefix: number, t: TaskSource, file: string, what: string): void {
-  if (prefix === 0) throw taskFileError(file, `${where(t)}: the ${what}s share no first token (the model adds no BOS token), which llama-perplexity cannot score`);
-  const i = seqs.findIndex((s) => s.length <= prefix);
-  if (i >= 0) throw taskFileError(file, `${where(t)}: ${what} ${i + 1} adds no token after the part all ${what}s share, so it cannot be scored`);
+export function prepareHellaswag(t: HellaswagTask, tokenize: Tokenize, file: string): Promise<PreparedTask> {
+  const texts = t.endings.map((e) => t.context + ' ' + e);
+  return prepareMeanScored({ index: t.index, line: t.line }, texts, tokenize, file, 'ending', 'double', (chosen) => chosen === t.gold);
 }
