@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { MoeEvalError, evaluate, loadModel } from '../dist/index.js';
-import { dir, fixture, sampleText } from './helpers/fixtures.mjs';
+import { dir, fixture, rowNll, sampleText } from './helpers/fixtures.mjs';
 import { runLlamaPerplexity } from './helpers/peers.mjs';
 
 let model;
@@ -31,11 +31,7 @@ async function referencePerplexity(tokens, contextSize, chunks) {
     const logits = await ctx.logits(input);
     for (let j = first; j < contextSize - 1; j++) {
       const row = logits.subarray(j * V, (j + 1) * V);
-      let max = -Infinity;
-      for (const x of row) max = Math.max(max, x);
-      let sum = 0;
-      for (const x of row) sum += Math.exp(x - max);
-      nll += max + Math.log(sum) - row[chunk[j + 1]];
+      nll += rowNll(row, chunk[j + 1]);
       count++;
     }
   }

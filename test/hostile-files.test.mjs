@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { MoeEvalError, createRandomModel, defaultVocabFile, evaluate, loadModel } from '../dist/index.js';
-import { ARCHS, dir, fixture, sampleText } from './helpers/fixtures.mjs';
+import { ARCHS, dir, fixture, rowNll, sampleText } from './helpers/fixtures.mjs';
 import { mutate } from './helpers/gguf-fuzz.mjs';
 
 const CASES = Number(process.env.MOE_EVAL_FUZZ_CASES ?? 2000);
@@ -92,11 +92,7 @@ describe('hostile GGUF files', () => {
       const logits = await ctx.logits(chunk);
       for (let j = contextSize / 2; j < contextSize - 1; j++) {
         const row = logits.subarray(j * 128, (j + 1) * 128);
-        let max = -Infinity;
-        for (const x of row) max = Math.max(max, x);
-        let sum = 0;
-        for (const x of row) sum += Math.exp(x - max);
-        nll += max + Math.log(sum) - row[chunk[j + 1]];
+        nll += rowNll(row, chunk[j + 1]);
         count++;
       }
     }

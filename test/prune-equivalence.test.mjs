@@ -9,24 +9,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { evaluate, exportModel, loadModel } from '../dist/index.js';
+import { assertClose, logitsOf } from './helpers/equivalence.mjs';
 import { ARCHS, dir, fixture, maxAbsDiff, sampleText } from './helpers/fixtures.mjs';
-
-const N_TOKENS = 200;
-
-async function logitsOf(model, routing) {
-  const ctx = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2, routing });
-  try {
-    const tokens = (await model.tokenize(sampleText())).subarray(0, N_TOKENS);
-    return await ctx.logits(tokens);
-  } finally {
-    await ctx.dispose();
-  }
-}
-
-function assertClose(a, b, what) {
-  const { diff, max } = maxAbsDiff(a, b);
-  assert.ok(diff <= 1e-4 * max, `${what}: max |Δlogit| ${diff} > 1e-4 × max |logit| ${max}`);
-}
 
 function sameBits(a, b) {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;

@@ -60,3 +60,12 @@ export function maxAbsDiff(a, b) {
   }
   return { diff: d, max: m };
 }
+
+/** −log softmax(row)[target], in double precision (an independent check of the addon's perplexity). */
+export function rowNll(row, target) {
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - max);
+  return max + Math.log(sum) - row[target];
+}
