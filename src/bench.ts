@@ -22,7 +22,8 @@ import { evaluate, inputTokens } from './evaluate.js';
 import { Model } from './model.js';
 import type { NativeBenchResult } from './native.js';
 import { defaultThreads } from './native.js';
-import { type ResolvedRouting, type Routing, formatPerLayer, maxExperts, resolveRouting, validateRoutingShape } from './routing.js';
+import { formatPerLayer } from './routing-grammar.js';
+import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, validateRoutingShape } from './routing.js';
 import { checkOptionNames, expected, integer, optionalBoolean, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface BenchTest {

@@ -1,7 +1,7 @@
 /**
- * The routing spec a context evaluates with: its grammar, validation, per-layer expansion and named
- * scale rules. Nothing here touches native code; src/context.ts hands the resolved per-layer values to
- * the addon.
+ * The routing spec a context evaluates with: its options, validation, per-layer expansion and named
+ * scale rules (the text grammar itself is src/routing-grammar.ts). Nothing here touches native code;
+ * src/context.ts hands the resolved per-layer values to the addon.
  *
  * One grammar everywhere. Every option takes its typed form (a number, a per-layer array) or the same
  * text the CLI flag of that name takes (README, "Routing grammar"):
@@ -17,6 +17,7 @@
  */
 import type { ModelInfo } from './model-info.js';
 import type { NativeLayerRouting } from './native.js';
+import { formatMask, formatNumber, formatPerLayer, parseMask, perLayer } from './routing-grammar.js';
 import { parseScaleRule, scaleFactor } from './scale.js';
 import { checkOptionNames, describe, expected } from './validate.js';
 import { RoutingProfile } from './profile.js';
@@ -70,140 +71,10 @@ export interface ResolvedRouting {
   label: string;
 }
 
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-function toNumber(text: string, name: string, what: string): number {
-  const t = text.trim();
-  if (!NUMBER.test(t)) throw new TypeError(expected(what, name, text));
-  return Number(t);
-}
-
-/** "i" or "i-j" → the layer indices, checked against the model. */
-function layerRange(text: string, name: string, info: ModelInfo): number[] {
-  const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(text);
-  if (!m) throw new TypeError(expected('a layer i or a range i-j before ":"', name, text));
-  const a = Number(m[1]);
-  const b = m[2] === undefined ? a : Number(m[2]);
-  if (b < a || b >= info.layers) throw new RangeError(expected(`layers in [0, ${info.layers - 1}]`, name, text));
-  const out: number[] = [];
-  for (let il = a; il <= b; il++) {
-    if (info.expertCount > 0 && !info.moeLayers.some((l) => l.layer === il)) {
-      throw new RangeError(`Layer ${il} named in ${name} has no experts (the MoE layers are ${info.moeLayers.map((l) => l.layer).join(',')})`);
-    }
-    out.push(il);
-  }
-  return out;
-}
-
-/**
- * "LAYERS:VALUE;LAYERS:VALUE" → one entry per layer, `undefined` where no layer spec names it.
- * A layer named twice is an error.
- */
-function layerSpec<T>(text: string, name: string, info: ModelInfo, value: (v: string, at: string) => T): (T | undefined)[] {
-  const out = new Array<T | undefined>(info.layers).fill(undefined);
-  for (const part of text.split(';')) {
-    if (part.trim() === '') continue;
-    const colon = part.indexOf(':');
-    if (colon < 0) throw new TypeError(expected('LAYERS:VALUE pairs separated by ";" (e.g. 0-11:2;12-23:1)', name, text));
-    for (const il of layerRange(part.slice(0, colon), name, info)) {
-      if (out[il] !== undefined) throw new RangeError(`Layer ${il} is named twice in ${name} (${JSON.stringify(text)})`);
-      out[il] = value(part.slice(colon + 1), `${name} (layer ${il})`);
-    }
-  }
-  return out;
-}
-
-/**
- * A per-layer numeric option in any of its forms → one value per layer (`fallback` where a layer spec
- * leaves a layer out).
- */
-function perLayer(value: unknown, name: string, info: ModelInfo, fallback: number, check: (v: unknown, n: string) => number): number[] {
-  const layers = info.layers;
-  if (typeof value === 'string') {
-    const text = value.trim();
-    if (text.includes(':')) return layerSpec(text, name, info, (v, at) => check(toNumber(v, at, 'a number'), at)).map((v) => v ?? fallback);
-    if (text.includes(',')) return perLayer(text.split(',').map((v, i) => toNumber(v, `${name}[${i}]`, 'a number')), name, info, fallback, check);
-    return new Array<number>(layers).fill(check(toNumber(text, name, 'a number, a per-layer list a,b,c or a layer spec 0-3:a;4-7:b'), name));
-  }
-  if (Array.isArray(value)) {
-    if (value.length !== layers) throw new RangeError(expected(`${layers} values (one per layer)`, name, value));
-    return value.map((v, i) => check(v, `${name}[${i}]`));
-  }
-  return new Array<number>(layers).fill(check(value, name));
-}
-
 function scaleValue(v: unknown, name: string): number {
   if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(expected('a finite number > 0', name, v));
   if (!Number.isFinite(v) || v <= 0) throw new RangeError(expected('a finite number > 0', name, v));
   return v;
-}
-
-function formatNumber(x: number): string {
-  return Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(4)));
-}
-
-/** Per-layer values in the grammar: one value, or runs of layers "0-11:2;12-23:1" (dense layers left out). */
-export function formatPerLayer(values: readonly number[], info: Pick<ModelInfo, 'moeLayers'>, format: (x: number) => string = formatNumber): string {
-  const moe = info.moeLayers.length ? info.moeLayers.map((l) => l.layer) : values.map((_, i) => i);
-  const at = moe.map((il) => values[il]!);
-  if (at.every((v) => v === at[0])) return format(at[0]!);
-  const runs: string[] = [];
-  let start = 0;
-  for (let i = 1; i <= moe.length; i++) {
-    if (i === moe.length || at[i] !== at[start] || moe[i]! !== moe[i - 1]! + 1) {
-      const a = moe[start]!;
-      const b = moe[i - 1]!;
-      runs.push(`${a === b ? a : `${a}-${b}`}:${format(at[start]!)}`);
-      start = i;
-    }
-  }
-  return runs.join(';');
-}
-
-function formatMask(mask: readonly (readonly number[])[], info: ModelInfo): string {
-  const moe = info.moeLayers.map((l) => l.layer);
-  const first = mask[moe[0]!] ?? [];
-  if (moe.every((il) => sameIds(mask[il] ?? [], first))) return first.join(',');
-  return moe.filter((il) => (mask[il] ?? []).length).map((il) => `${il}:${mask[il]!.join(',')}`).join(';');
-}
-
-function sameIds(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function resolveMask(value: unknown, info: ModelInfo): number[][] {
-  const N = info.expertCount;
-  const name = 'routing.maskExperts';
-  const ids = (list: unknown, at: string): number[] => {
-    if (!Array.isArray(list)) throw new TypeError(expected('an array of expert ids', at, list));
-    const out = list.map((v, i) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(expected(`an expert id in [0, ${N - 1}]`, `${at}[${i}]`, v));
-      if (v < 0 || v >= N) throw new RangeError(expected(`an expert id in [0, ${N - 1}] (the model has ${N} experts)`, `${at}[${i}]`, v));
-      return v;
-    });
-    const sorted = [...new Set(out)].sort((a, b) => a - b);
-    if (sorted.length !== out.length) throw new RangeError(`${at} names an expert twice (${out.join(',')})`);
-    return sorted;
-  };
-  const idText = (t: string, at: string): number[] => ids(t.split(',').map((x, i) => (x.trim() === '' ? NaN : toNumber(x, `${at}[${i}]`, 'an expert id'))), at);
-  const moe = new Set(info.moeLayers.map((l) => l.layer));
-  const everyLayer = (list: number[]) => Array.from({ length: info.layers }, (_, il) => (moe.has(il) ? list : []));
-  if (typeof value === 'string') {
-    const t = value.trim();
-    if (t === '' || t === 'none') return everyLayer([]);
-    if (t.includes(':')) return layerSpec(t, name, info, (v, at) => idText(v, at)).map((v) => v ?? []);
-    return everyLayer(idText(t, name));
-  }
-  if (!Array.isArray(value)) throw new TypeError(expected('expert ids, one list per layer, or text such as "3,5" or "0:3,5;1:2"', name, value));
-  if (value.length > 0 && value.every((v) => Array.isArray(v))) {
-    if (value.length !== info.layers) throw new RangeError(expected(`${info.layers} lists (one per layer)`, name, value));
-    return value.map((l, il) => {
-      const r = ids(l, `${name}[${il}]`);
-      if (r.length && !moe.has(il)) throw new RangeError(`Layer ${il} named in ${name} has no experts`);
-      return r;
-    });
-  }
-  return everyLayer(ids(value, name));
 }
 
 export function validateRoutingShape(routing: unknown, where = 'routing'): Routing {
@@ -230,7 +101,7 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
   }
   const defaultExperts = (il: number) => info.moeLayers.find((l) => l.layer === il)?.expertsUsed ?? n;
 
-  const maskExperts = routing.maskExperts === undefined ? new Array<number[]>(layers).fill([]) : resolveMask(routing.maskExperts, info);
+  const maskExperts = routing.maskExperts === undefined ? new Array<number[]>(layers).fill([]) : parseMask(routing.maskExperts, info);
   const checkExperts = (v: unknown, name: string): number => {
     if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(expected(`an integer in [1, ${N}]`, name, v));
     if (v < 1 || v > N) throw new RangeError(expected(`an integer in [1, ${N}] (the model has ${N} experts)`, name, v));
