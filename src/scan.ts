@@ -66,6 +66,8 @@ export interface ScanCell {
   change: string;
   /** The evaluated routing's label (e.g. 'experts=0:1;1-3:2'). */
   routing: string;
+  /** Its experts per token, one per layer. */
+  experts: number[];
   perplexity: number;
   stderr: number;
   nll: number;
@@ -147,7 +149,7 @@ export function parseChange(c: unknown, name: string): ParsedChange {
   if (typeof c === 'number') {
     out.experts = c;
   } else if (typeof c === 'string') {
-    const parts = c.trim().split(/\s+/).filter(Boolean);
+    const parts = c.trim().split(/\s+|\+(?=[a-z])/).filter(Boolean);
     if (parts.length === 0) throw new TypeError(expected("a change such as 'experts=1', 'expert-scale=0.8' or 'mask-experts=3,5'", name, c));
     for (const part of parts) {
       const eq = part.indexOf('=');
@@ -236,6 +238,7 @@ function toCell(key: string, layer: number | null, change: string, r: EvaluateRe
     layer,
     change,
     routing: r.routing.label,
+    experts: r.routing.experts,
     perplexity: r.perplexity,
     stderr: r.stderr,
     nll: r.nll,
@@ -351,7 +354,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
       let cell = results.get(key);
       if (cell) resumed++;
       else if (c.resolved.isDefault) {
-        cell = { ...base, key, layer: c.layer, change: c.change.label }; // the change is no change (e.g. experts=n)
+        cell = { ...base, key, layer: c.layer, change: c.change.label }; // the change is no change (e.g. experts=n): the default's numbers
         results.append(cell);
       } else {
         if (signal?.aborted) throw toAbortReason(signal);
