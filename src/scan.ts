@@ -217,7 +217,8 @@ export async function scanModelFacts(model: Model): Promise<ScanModelFacts> {
   const a = info.architecture;
   const layers = info.moeLayers.map((l) => l.layer);
   const expertParams = layers.map((il) => {
-    const ff = kvNumber(kv, `${a}.expert_feed_forward_length`, il) ?? kvNumber(kv, `${a}.feed_forward_length`, il) ?? 0;
+    // llama.cpp's model saver writes expert_feed_forward_length 0 where the experts use feed_forward_length
+    const ff = kvNumber(kv, `${a}.expert_feed_forward_length`, il) || kvNumber(kv, `${a}.feed_forward_length`, il) || 0;
     return 3 * info.embeddingLength * ff;
   });
   const routed = info.moeLayers.reduce((s, l, i) => s + l.expertCount * expertParams[i]!, 0);

@@ -146,6 +146,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         table(
           ['routing', 'k̄', 'predicted KLD', 'mean KLD', 'same top', 'PPL', 'ΔPPL'],
           [
+            ['default', s.base.expertsPerToken.toFixed(3), '-', formatKld(s.base.kldMean), formatPercent(100 * s.base.sameTop), formatPerplexity(s.base.perplexity), formatDeltaPercent(0)],
             [v.measured.routing.label, v.measured.expertsPerToken.mean.toFixed(3), formatKld(v.allocation.predictedKld), formatKld(v.measured.kld!.kldMean), formatPercent(100 * v.measured.kld!.sameTop), formatPerplexity(v.measured.perplexity), formatDeltaPercent((100 * (v.measured.perplexity - s.base.perplexity)) / s.base.perplexity)],
             ...v.uniform.map((u) => [u.routing.label, u.expertsPerToken.mean.toFixed(3), '-', formatKld(u.kld!.kldMean), formatPercent(100 * u.kld!.sameTop), formatPerplexity(u.perplexity), formatDeltaPercent((100 * (u.perplexity - s.base.perplexity)) / s.base.perplexity)]),
           ],
