@@ -366,6 +366,8 @@ export function routingFamily(label: string): string {
     if (key === 'mask-experts') return 'mask';
     return key;
   });
+  // a scale rule at the model's own count (its label names no count) is a point of that rule's curve
+  if (parts.some((p) => p.startsWith('expert-scale=')) && !parts.some((p) => p === 'experts' || p === 'per-layer experts')) parts.unshift('experts');
   return parts.join(' ');
 }
 
@@ -377,7 +379,13 @@ export function paretoFront<T extends { x: number; y: number }>(points: readonly
   return front;
 }
 
-function paretoChart(rows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec } | undefined {
+function paretoChart(allRows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec } | undefined {
+  // one model file: the one with the most routings measured (the least quantized on a tie); other
+  // files' KLD includes their quantization error and would not compare with these
+  const measured = allRows.filter((r) => r.kldMean !== null && r.expertsPerToken !== null && r.expertsPerToken !== undefined);
+  const models = distinct(measured.map((r) => r.model));
+  const pick = models.sort((a, b) => measured.filter((r) => r.model === b).length - measured.filter((r) => r.model === a).length || Math.max(...measured.filter((r) => r.model === b).map((r) => r.bitsPerWeight)) - Math.max(...measured.filter((r) => r.model === a).map((r) => r.bitsPerWeight)))[0];
+  const rows = measured.filter((r) => r.model === pick);
   const all = rows
     .filter((r): r is ResultRow & { kldMean: number; expertsPerToken: number } => r.kldMean !== null && r.expertsPerToken !== null)
     .map((r) => ({ x: r.expertsPerToken, y: Math.max(0, r.kldMean), series: routingFamily(r.routing), routing: r.routing }));
@@ -404,7 +412,7 @@ function paretoChart(rows: readonly ResultRow[]): { name: string; title: string;
     background: 'white',
     title: {
       text: 'Mean KL divergence vs. experts used per token',
-      subtitle: ['Every routing evaluated, against the same reference; lower is closer', 'Dashed: the Pareto front (no other routing is both cheaper in k̄ and closer)'],
+      subtitle: [`Every routing evaluated${models.length > 1 ? ` on ${pick} (${rows[0]!.fileType})` : ''}, against the same reference; lower is closer`, 'Dashed: the Pareto front (no other routing is both cheaper in k̄ and closer)'],
       anchor: 'start',
       fontSize: 16,
       subtitleFontSize: 12,

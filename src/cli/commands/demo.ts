@@ -153,7 +153,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       createdAt: new Date().toISOString(),
       settings: { model: 'models/demo/moe-demo.gguf', text: 'models/demo/heldout.txt', contextSize: c, evaluationChunks: Math.floor(evalTokens.length / c), calibrationTokens: profile.data.text.scoredTokens, renormalized: info.renormalized, threads: base.threads, seconds: Math.round(seconds) },
       fingerprints: { model: profile.data.model.fingerprint, evaluationText: profile.data.text.fingerprint },
-      rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F')), ...budgets.rows],
+      rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F')), ...budgets.rows.filter((b) => !rows.some((r) => r.routing === b.routing))],
       scan: budgets.heatmap,
     };
     const written = await writeReport(out, report);
@@ -186,9 +186,6 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   }
 }
 
-/** Chunks of the evaluation text the demo's layer scan uses (a scan is 1 + layers × changes evaluations). */
-const SCAN_CHUNKS = 20;
-
 interface Budgets {
   scan: ScanResult;
   heatmap: ScanReport;
@@ -206,9 +203,9 @@ async function budgetSection(model: Model, evalTokens: Int32Array, c: number, th
   const scanFile = join(out, 'scan.jsonl');
   rmSync(scanFile, { force: true });
   rmSync(`${scanFile}.base.kld`, { force: true });
-  const tokens = evalTokens.subarray(0, Math.min(evalTokens.length, SCAN_CHUNKS * c));
+  // the sweep's tokens and sizes, so the scan's cells and the schedules compare with the sweep's points
   const s = await scan(model, {
-    tokens,
+    tokens: evalTokens,
     contextSize: c,
     batchSize: 4 * c,
     ...threads,
