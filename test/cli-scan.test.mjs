@@ -60,6 +60,26 @@ describe('moe-eval scan', () => {
     assert.match(again.stdout, /│ layer │ experts=1 │ experts=3 │/);
   });
 
+  test('sweep --report: KLD against k̄ for -ser, top-p and experts points, with k̄ in results.csv', async () => {
+    const out = join(dir, 'cli-sweep-pareto', 'sweep.jsonl');
+    const report = join(dir, 'cli-sweep-pareto', 'report');
+    rmSync(join(dir, 'cli-sweep-pareto'), { recursive: true, force: true });
+    const r = await run(['sweep', ...common(), '-o', out, '--kld', '--experts', '2', '3', '--ser', 'none', '1,0.3', '--top-p', 'none', '0.6', '--report', report, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.rows.length, 8);
+    assert.ok(existsSync(join(report, 'kld-vs-experts-per-token.svg')));
+    const csv = readFileSync(join(report, 'results.csv'), 'utf8').trim().split('\r\n');
+    const col = csv[0].split(',').indexOf('expertsPerToken');
+    const kbar = csv.slice(1).map((l) => Number(l.split(',').at(col - csv[0].split(',').length)));
+    // k̄ as measured: the default 2, experts=3 exactly 3, the dynamic rules below their cap
+    assert.deepEqual(kbar.slice().sort((a, b) => a - b).at(-1), 3);
+    assert.ok(kbar.includes(2));
+    assert.ok(kbar.some((k) => k > 1 && k < 2), `a dynamic rule below 2 experts: ${kbar}`);
+    const svg = readFileSync(join(report, 'kld-vs-experts-per-token.svg'), 'utf8');
+    for (const family of ['ser 1,t', 'top-p', 'experts']) assert.ok(svg.includes(family), family);
+  });
+
   test('usage errors exit 2 and name the flag', async () => {
     const out = join(dir, 'cli-scan-bad.jsonl');
     const a = await run(['scan', ...common(), '-o', out, '--changes', 'experts=1', 'bogus=2']);
