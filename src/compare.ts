@@ -171,6 +171,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
             sameTopPercent: isReference ? 100 : r.kld ? 100 * r.kld.sameTop : null,
             tokensPerSecond: r.tokensPerSecond,
             threads: r.threads,
+            expertsPerToken: r.expertsPerToken.perLayer.length ? r.expertsPerToken.mean : null,
           };
           rows.push(row);
           done++;

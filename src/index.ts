@@ -17,6 +17,8 @@ export { imatrix, readImatrix, writeImatrix, imatrixCoverage, DEFAULT_COVERAGE_T
 export { readKldBaseHeader, type KldBaseHeader } from './reference.js';
 export { readGgufInfo, type GgufInfo } from './gguf-info.js';
 export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';
+export { scan, readScan, defaultChanges, type ScanOptions, type ScanResult, type ScanCell, type ScanChange, type ScanModelFacts } from './scan.js';
+export { allocate, type AllocateOptions, type Allocation } from './allocate.js';
 export { bench, testName, benchStatistics, type BenchOptions, type BenchTest, type BenchKldOptions, type BenchProgress, type BenchRow, type BenchResult } from './bench.js';
 export { formatBench, benchPrinter, BENCH_FORMATS, BENCH_FIELDS, type BenchFormat, type BenchPrinter, type BenchPrintOptions } from './bench-output.js';
 export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';

@@ -99,7 +99,7 @@ describe('CSV', () => {
     const csv = toCsv(rows);
     assert.ok(csv.endsWith('\r\n'));
     assert.equal(csv.split('\r\n')[0], RESULT_COLUMNS.join(','));
-    assert.equal(RESULT_COLUMNS.length, 14);
+    assert.equal(RESULT_COLUMNS.length, 15);
     const second = csv.slice(csv.indexOf('\r\n', csv.indexOf('\r\n') + 2) + 2);
     assert.ok(second.startsWith('"odd, ""name""\r\n.gguf",F16,'), second);
     assert.match(second, /,,,\d/); // the three null fields, then tokensPerSecond

@@ -21,6 +21,7 @@ import * as perplexity from './commands/perplexity.js';
 import * as quantize from './commands/quantize.js';
 import * as rpcServer from './commands/rpc-server.js';
 import * as scale from './commands/scale.js';
+import * as scanCmd from './commands/scan.js';
 import * as sweep from './commands/sweep.js';
 import { closest, inUserWords } from './messages.js';
 import { stopAllProgress } from './progress.js';
@@ -43,7 +44,7 @@ type Module = {
   /** API option names this command maps to flags of its own (for messages). */
   flagNames?: Record<string, string>;
 };
-const commands: Module[] = [perplexity, sweep, compare, benchCmd, calibrate, imatrixCmd, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, scanCmd, compare, benchCmd, calibrate, imatrixCmd, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
 let running: Module | undefined;
 
 function exitCodeFor(e: unknown): number {

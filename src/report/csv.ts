@@ -19,6 +19,6 @@ export function csvField(value: string | number | boolean | null): string {
 /** The whole file: header + one line per row, every line (the last too) ended by CRLF. */
 export function toCsv(rows: readonly ResultRow[]): string {
   const lines = [RESULT_COLUMNS.join(',')];
-  for (const row of rows) lines.push(RESULT_COLUMNS.map((c) => csvField(row[c])).join(','));
+  for (const row of rows) lines.push(RESULT_COLUMNS.map((c) => csvField(row[c] ?? null)).join(','));
   return lines.join('\r\n') + '\r\n';
 }

@@ -59,6 +59,7 @@ const COLUMNS: { head: string; title: string; numeric: boolean; cell: (r: Result
   { head: 'BPW', numeric: true, title: 'Bits per weight', cell: (r) => num(formatBitsPerWeight(r.bitsPerWeight)) },
   { head: 'Routing', numeric: false, title: 'Routing label', cell: (r) => txt(r.routing) },
   { head: 'Experts', numeric: true, title: 'Experts used per token', cell: (r) => num(String(r.experts)) },
+  { head: 'k̄', numeric: true, title: 'Experts actually mixed per token, measured (mean over MoE layers)', cell: (r) => (r.expertsPerToken === null || r.expertsPerToken === undefined ? NA : num(fixed(r.expertsPerToken, 3))) },
   { head: 'Scale rule', numeric: false, title: 'Expert-output scale rule', cell: (r) => txt(r.scaleRule) },
   { head: 'PPL', numeric: true, title: 'Perplexity ± standard error (lower is better)', cell: (r) => ({ html: `${escapeHtml(formatPerplexity(r.perplexity))} <span class="err">± ${escapeHtml(formatStderr(r.stderr))}</span>` }) },
   { head: 'ΔPPL %', numeric: true, title: 'Perplexity change vs. the reference row, in percent', cell: (r) => (r.deltaPercent === null ? NA : num(formatDeltaPercent(Number(fixed(r.deltaPercent, 2))))) },

@@ -7,12 +7,17 @@
  *  - perplexity-vs-bpw:     perplexity against bits per weight, one line per routing label;
  *  - kld-vs-bpw:            mean KLD against bits per weight, one line per routing (rows with a KLD only);
  *  - perplexity-vs-experts: perplexity against experts used, one line per scale rule (only when the
- *                           rows hold more than one experts value).
+ *                           rows hold more than one experts value; per-layer schedules, which have no
+ *                           single count, are left out);
+ *  - kld-vs-experts-per-token: mean KLD against k̄ (experts actually mixed per token, measured), one
+ *                           marker per row, coloured by routing rule, with the Pareto front (the rows no
+ *                           other row beats on both) as a line: quality against experts used;
+ *  - scan-heatmap:          a sensitivity scan's mean KLD per MoE layer × change (src/scan.ts).
  */
 import { compile, type TopLevelSpec } from 'vega-lite';
 import * as vega from 'vega';
 
-import type { Plot, ResultRow } from './types.js';
+import type { Plot, ResultRow, ScanReport } from './types.js';
 
 /** Plot area + axes + legend fit this size, so every plot reads the same at 640×400. */
 export const PLOT_WIDTH = 640;
@@ -270,7 +275,7 @@ function acrossQuantizations<T extends ResultRow>(rows: readonly T[]): T[] {
  * where that point was evaluated once, as the default.
  */
 function expertsPoints(rows: readonly ResultRow[]): Point[] {
-  const points = rows.map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule }));
+  const points = rows.filter((r) => !isSchedule(r.routing)).map((r) => ({ x: r.experts, y: r.perplexity, series: r.scaleRule }));
   const def = rows.find((r) => r.routing === 'default');
   if (!def) return points;
   for (const rule of distinct(rows.map((r) => r.scaleRule))) {
@@ -281,7 +286,7 @@ function expertsPoints(rows: readonly ResultRow[]): Point[] {
 }
 
 /** The charts the rows support, as specs (exported for tests and for callers who restyle them). */
-export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec }[] {
+export function plotSpecs(rows: readonly ResultRow[], scan?: ScanReport): { name: string; title: string; spec: TopLevelSpec }[] {
   const charts: LineChart[] = [];
   const quantized = acrossQuantizations(rows);
   if (quantized.length > 0) {
@@ -311,7 +316,7 @@ export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: st
       points: shown.map((r) => ({ x: r.bitsPerWeight, y: r.kldMean, series: r.routing })),
     });
   }
-  if (distinct(rows.map((r) => r.experts)).length > 1) {
+  if (distinct(rows.filter((r) => !isSchedule(r.routing)).map((r) => r.experts)).length > 1) {
     const { subset, label } = expertsSweep(rows);
     charts.push({
       name: 'perplexity-vs-experts',
@@ -324,12 +329,165 @@ export function plotSpecs(rows: readonly ResultRow[]): { name: string; title: st
       points: expertsPoints(subset),
     });
   }
-  return charts.map((c) => ({ name: c.name, title: c.title, spec: lineSpec(c) }));
+  const specs = charts.map((c) => ({ name: c.name, title: c.title, spec: lineSpec(c) }));
+  const pareto = paretoChart(rows);
+  if (pareto) specs.push(pareto);
+  if (scan) specs.push(heatmap(scan));
+  return specs;
 }
 
-/** Every plot the rows support, rendered to SVG, in report order. */
-export async function renderPlots(rows: readonly ResultRow[]): Promise<Plot[]> {
+/** Every plot the rows (and a scan) support, rendered to SVG, in report order. */
+export async function renderPlots(rows: readonly ResultRow[], scan?: ScanReport): Promise<Plot[]> {
   const plots: Plot[] = [];
-  for (const { name, title, spec } of plotSpecs(rows)) plots.push({ name, title, svg: await renderSvg(spec) });
+  for (const { name, title, spec } of plotSpecs(rows, scan)) plots.push({ name, title, svg: await renderSvg(spec) });
   return plots;
+}
+
+/** Whether a routing label gives experts per layer ('experts=0:1;1-3:2' or 'experts=1,2,2,1'): a schedule, not one count. */
+function isSchedule(label: string): boolean {
+  return /(^|\s)experts=\S*[:,]/.test(label);
+}
+
+/**
+ * A routing's rule family, from its label: the options it sets, with the values that vary along a
+ * rule's curve (the count, -ser's t, top-p's p, a numeric scale) left out, so 'experts=3
+ * expert-scale=uniform' and 'experts=1 expert-scale=uniform' are one family and 'ser=1,0.3' and
+ * 'ser=1,0.5' another.
+ */
+export function routingFamily(label: string): string {
+  if (label === 'default') return 'default';
+  const parts = label.split(/\s+/).map((part) => {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq);
+    const value = eq < 0 ? '' : part.slice(eq + 1);
+    if (key === 'experts') return isSchedule(part) ? 'per-layer experts' : 'experts';
+    if (key === 'expert-scale' && /^[a-z]/i.test(value)) return `expert-scale=${value}`;
+    if (key === 'ser') return `ser ${value.split(',')[0]},t`;
+    if (key === 'mask-experts') return 'mask';
+    return key;
+  });
+  // a scale rule at the model's own count (its label names no count) is a point of that rule's curve
+  if (parts.some((p) => p.startsWith('expert-scale=')) && !parts.some((p) => p === 'experts' || p === 'per-layer experts')) parts.unshift('experts');
+  return parts.join(' ');
+}
+
+/** The rows no other row beats on both k̄ and KLD (lower is better on both), in k̄ order. */
+export function paretoFront<T extends { x: number; y: number }>(points: readonly T[]): T[] {
+  const sorted = [...points].sort((a, b) => a.x - b.x || a.y - b.y);
+  const front: T[] = [];
+  for (const p of sorted) if (front.length === 0 || p.y < front[front.length - 1]!.y) front.push(p);
+  return front;
+}
+
+function paretoChart(allRows: readonly ResultRow[]): { name: string; title: string; spec: TopLevelSpec } | undefined {
+  // one model file: the one with the most routings measured (the least quantized on a tie); other
+  // files' KLD includes their quantization error and would not compare with these
+  const measured = allRows.filter((r) => r.kldMean !== null && r.expertsPerToken !== null && r.expertsPerToken !== undefined);
+  const models = distinct(measured.map((r) => r.model));
+  const pick = models.sort((a, b) => measured.filter((r) => r.model === b).length - measured.filter((r) => r.model === a).length || Math.max(...measured.filter((r) => r.model === b).map((r) => r.bitsPerWeight)) - Math.max(...measured.filter((r) => r.model === a).map((r) => r.bitsPerWeight)))[0];
+  const rows = measured.filter((r) => r.model === pick);
+  const all = rows
+    .filter((r): r is ResultRow & { kldMean: number; expertsPerToken: number } => r.kldMean !== null && r.expertsPerToken !== null)
+    .map((r) => ({ x: r.expertsPerToken, y: Math.max(0, r.kldMean), series: routingFamily(r.routing), routing: r.routing }));
+  if (all.length < 2 || distinct(all.map((p) => p.x)).length < 2) return undefined;
+  // with the reference's KLD 0 among the points, a symlog scale keeps it visible (yScaleFor)
+  const y = yScaleFor(all.map((p) => p.y));
+  const points = all;
+  const front = paretoFront(points).map((p) => ({ ...p, series: 'Pareto front' }));
+  const series = distinct(points.map((p) => p.series));
+  const color = { field: 'series', type: 'nominal' as const, title: 'Rule', sort: series, scale: { scheme: series.length > 10 ? 'tableau20' : 'category10' } };
+  const xAxis = { field: 'x', type: 'quantitative' as const, title: 'k̄: experts mixed per token (measured, mean over MoE layers)', scale: { zero: false, nice: true }, axis: { format: '~g' } };
+  const yAxis = {
+    field: 'y',
+    type: 'quantitative' as const,
+    title: y.type === 'linear' ? 'Mean KL divergence (nats)' : 'Mean KL divergence (nats), log scale',
+    scale: y.type === 'linear' ? { type: 'linear' as const, zero: true } : { type: y.type, domain: y.domain!, nice: false, ...(y.constant === undefined ? {} : { constant: y.constant }) },
+    axis: y.ticks === undefined ? { format: '~g' } : { format: '~g', values: y.ticks },
+  };
+  const spec: TopLevelSpec = {
+    width: PLOT_WIDTH,
+    height: PLOT_HEIGHT,
+    autosize: { type: 'fit', contains: 'padding' },
+    padding: 8,
+    background: 'white',
+    title: {
+      text: 'Mean KL divergence vs. experts used per token',
+      subtitle: [`Every routing evaluated${models.length > 1 ? ` on ${pick} (${rows[0]!.fileType})` : ''}, against the same reference; lower is closer`, 'Dashed: the Pareto front (no other routing is both cheaper in k̄ and closer)'],
+      anchor: 'start',
+      fontSize: 16,
+      subtitleFontSize: 12,
+      offset: 10,
+    },
+    layer: [
+      { data: { values: front }, mark: { type: 'line', interpolate: 'step-after', color: '#888', strokeWidth: 2, strokeDash: [6, 3] }, encoding: { x: xAxis, y: yAxis } },
+      {
+        data: { values: points },
+        mark: { type: 'point', filled: true, size: 80, opacity: 0.9 },
+        encoding: { x: xAxis, y: yAxis, color, shape: { ...color, scale: {} }, tooltip: [{ field: 'routing', type: 'nominal' }, { field: 'x', type: 'quantitative', title: 'k̄' }, { field: 'y', type: 'quantitative', title: 'KLD' }] },
+      },
+    ],
+    config: {
+      font: FONT,
+      axis: { labelFontSize: 12, titleFontSize: 13, titleFontWeight: 'normal', grid: true, gridOpacity: 0.6 },
+      legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 240, orient: 'right', symbolSize: 90 },
+      view: { stroke: '#ccc' },
+    },
+  };
+  return { name: 'kld-vs-experts-per-token', title: 'Mean KL divergence vs. experts used per token', spec };
+}
+
+/** Three significant digits, for a heatmap cell. */
+function short(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(0) : String(Number(x.toPrecision(3)));
+}
+
+function heatmap(scan: ScanReport): { name: string; title: string; spec: TopLevelSpec } {
+  const cells = scan.layers.flatMap((layer, i) =>
+    scan.changes.map((change, j) => ({ layer: `layer ${layer}`, change, kld: scan.kld[i]![j]!, label: short(scan.kld[i]![j]!), delta: scan.deltaPercent[i]![j]! })),
+  );
+  const max = Math.max(...cells.map((c) => c.kld));
+  const layers = scan.layers.map((l) => `layer ${l}`);
+  const cellSize = Math.max(28, Math.min(70, Math.floor(420 / Math.max(scan.layers.length, scan.changes.length))));
+  const spec: TopLevelSpec = {
+    width: Math.max(160, cellSize * scan.changes.length),
+    height: cellSize * scan.layers.length,
+    padding: 8,
+    background: 'white',
+    title: {
+      text: 'Layer sensitivity: mean KL divergence with one layer changed',
+      subtitle: 'Each cell: only that MoE layer routed differently, every other layer at the model’s own routing',
+      anchor: 'start',
+      fontSize: 16,
+      subtitleFontSize: 12,
+      offset: 10,
+    },
+    data: { values: cells },
+    encoding: {
+      x: { field: 'change', type: 'ordinal', sort: scan.changes, title: 'Change', axis: { labelAngle: 0 } },
+      y: { field: 'layer', type: 'ordinal', sort: layers, title: 'MoE layer' },
+    },
+    layer: [
+      {
+        mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
+        encoding: {
+          color: { field: 'kld', type: 'quantitative', title: 'mean KLD', scale: { scheme: 'orangered', domain: [0, max > 0 ? max : 1] }, legend: { format: '~g' } },
+          tooltip: [{ field: 'layer' }, { field: 'change' }, { field: 'kld', type: 'quantitative', title: 'mean KLD' }, { field: 'delta', type: 'quantitative', title: 'ΔPPL %', format: '.2f' }],
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: cellSize >= 44 ? 12 : 10 },
+        encoding: {
+          text: { field: 'label' },
+          color: { condition: { test: `datum.kld > ${max * 0.55}`, value: 'white' }, value: 'black' },
+        },
+      },
+    ],
+    config: {
+      font: FONT,
+      axis: { labelFontSize: 12, titleFontSize: 13, titleFontWeight: 'normal', grid: false },
+      legend: { labelFontSize: 12, titleFontSize: 12 },
+      view: { stroke: null },
+    },
+  };
+  return { name: 'scan-heatmap', title: 'Layer sensitivity: mean KL divergence with one layer changed', spec };
 }

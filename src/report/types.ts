@@ -20,6 +20,18 @@ export interface ResultRow {
   tokensPerSecond: number;
   /** CPU threads tokensPerSecond was measured with (null when unknown). */
   threads: number | null;
+  /** k̄: experts actually mixed per token, mean over MoE layers, measured from the graph (null when unknown). */
+  expertsPerToken?: number | null;
+}
+
+/** A sensitivity scan (src/scan.ts) for the heatmap: one row per MoE layer, one column per change. */
+export interface ScanReport {
+  layers: number[];
+  changes: string[];
+  /** kld[i][j]: mean KLD with layer layers[i] changed by changes[j]. */
+  kld: number[][];
+  /** ΔPPL % against the default routing, same shape. */
+  deltaPercent: number[][];
 }
 
 export interface ReportData {
@@ -28,6 +40,8 @@ export interface ReportData {
   settings: Record<string, string | number | boolean>;
   fingerprints: Record<string, string>; // e.g. model sha256, text sha256
   rows: ResultRow[];
+  /** A sensitivity scan, drawn as a heatmap (optional). */
+  scan?: ScanReport;
 }
 
 /**
@@ -49,6 +63,7 @@ export const RESULT_COLUMNS = [
   'sameTopPercent',
   'tokensPerSecond',
   'threads',
+  'expertsPerToken',
 ] as const satisfies readonly (keyof ResultRow)[];
 
 /** One rendered plot: `name` is the file stem of its .svg (e.g. 'perplexity-vs-bpw'). */

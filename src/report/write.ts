@@ -12,10 +12,10 @@ import { expected } from '../validate.js';
 import { toCsv } from './csv.js';
 import { renderHtml } from './html.js';
 import { renderPlots } from './plot.js';
-import type { ReportData, ResultRow } from './types.js';
+import type { ReportData, ResultRow, ScanReport } from './types.js';
 
 /** Every plot name renderPlots() can produce: a stale one from an earlier run is removed. */
-const PLOT_NAMES = ['perplexity-vs-bpw', 'kld-vs-bpw', 'perplexity-vs-experts'] as const;
+const PLOT_NAMES = ['perplexity-vs-bpw', 'kld-vs-bpw', 'perplexity-vs-experts', 'kld-vs-experts-per-token', 'scan-heatmap'] as const;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -69,6 +69,8 @@ function checkRow(value: unknown, name: string): ResultRow {
     sameTopPercent: nullableFinite(value.sameTopPercent, `${name}.sameTopPercent`, 0, 100, 'a number in [0, 100] or null'),
     tokensPerSecond: finite(value.tokensPerSecond, `${name}.tokensPerSecond`, 0, 'a finite number >= 0'),
     threads: value.threads === undefined ? null : nullableFinite(value.threads, `${name}.threads`, 1),
+    // k̄ only where the data has it, so a report of older data reads back unchanged
+    ...(value.expertsPerToken === undefined ? {} : { expertsPerToken: nullableFinite(value.expertsPerToken, `${name}.expertsPerToken`, 0) }),
   };
   return row;
 }
@@ -101,7 +103,25 @@ export function checkReportData(data: unknown): ReportData {
   if (!Array.isArray(data.rows)) throw new TypeError(expected('an array of result rows', 'data.rows', data.rows));
   if (data.rows.length === 0) throw new RangeError(expected('at least one result row', 'data.rows', data.rows));
   const rows = (data.rows as unknown[]).map((r, i) => checkRow(r, `data.rows[${i}]`));
-  return { title, createdAt, settings, fingerprints, rows };
+  const scan = data.scan === undefined ? undefined : checkScan(data.scan);
+  return { title, createdAt, settings, fingerprints, rows, ...(scan ? { scan } : {}) };
+}
+
+/** A scan matrix: layers × changes, every entry a finite number. */
+function checkScan(value: unknown): ScanReport {
+  if (!isPlainObject(value)) throw new TypeError(expected('a scan object (layers, changes, kld, deltaPercent)', 'data.scan', value));
+  if (!Array.isArray(value.layers) || value.layers.length === 0) throw new TypeError(expected('a non-empty array of layer indices', 'data.scan.layers', value.layers));
+  const layers = value.layers.map((l, i) => integerAtLeast(l, `data.scan.layers[${i}]`, 0));
+  if (!Array.isArray(value.changes) || value.changes.length === 0) throw new TypeError(expected('a non-empty array of change labels', 'data.scan.changes', value.changes));
+  const changes = value.changes.map((c, i) => text(c, `data.scan.changes[${i}]`));
+  const matrix = (m: unknown, name: string): number[][] => {
+    if (!Array.isArray(m) || m.length !== layers.length) throw new TypeError(expected(`${layers.length} rows (one per layer)`, name, m));
+    return m.map((row, i) => {
+      if (!Array.isArray(row) || row.length !== changes.length) throw new TypeError(expected(`${changes.length} values (one per change)`, `${name}[${i}]`, row));
+      return row.map((v, j) => finite(v, `${name}[${i}][${j}]`));
+    });
+  };
+  return { layers, changes, kld: matrix(value.kld, 'data.scan.kld'), deltaPercent: matrix(value.deltaPercent, 'data.scan.deltaPercent') };
 }
 
 /** Writes `content` to `path` via a temp file in the same folder + rename; the temp file never outlives a failure. */
@@ -136,7 +156,7 @@ export async function writeReport(dir: string, data: ReportData): Promise<Writte
   const clean = checkReportData(data);
   const out = resolve(dir);
   // Render everything before touching the disk: a rendering failure then leaves the folder as it was.
-  const plots = await renderPlots(clean.rows);
+  const plots = await renderPlots(clean.rows, clean.scan);
   const html = renderHtml(clean, plots);
   const json = JSON.stringify(clean, null, 2) + '\n';
   const csv = toCsv(clean.rows);

@@ -4,7 +4,9 @@
  *  2. sweep experts {1,2,3,4} × expert-output scale {none, seed formula, normalization-aware, calibrated}
  *     on another part, with KL-divergence against the stock model,
  *  3. quantize to q8_0, q4_0 and q2_k and compare them under the default and the best found routing,
- *  4. print the tables and write report.html, results.json/csv and the plots into a report folder.
+ *  4. scan every MoE layer's sensitivity to its experts count and allocate n − ½ experts per token on
+ *     average by layer (docs/budgets.md), measured against uniform counts,
+ *  5. print the tables and write report.html, results.json/csv and the plots into a report folder.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,16 +15,19 @@ import type { Argv } from 'yargs';
 
 import { calibrate } from '../../calibrate.js';
 import { compare } from '../../compare.js';
-import { loadModel } from '../../model.js';
+import { allocate } from '../../allocate.js';
+import { type Model, loadModel } from '../../model.js';
+import { type ScanResult, scan } from '../../scan.js';
 import { packageRoot } from '../../native.js';
 import { writeReport } from '../../report/index.js';
-import type { ResultRow } from '../../report/types.js';
+import type { ResultRow, ScanReport } from '../../report/types.js';
 import { type Routing, resolveRouting } from '../../routing.js';
 import { sweep } from '../../sweep.js';
 import { formatBitsPerWeight, formatDeltaPercent, formatFactor, formatKld, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
 import { intFlag, jsonFlag } from '../flags.js';
 import { printJson, table } from '../output.js';
-import { notice, progress } from '../progress.js';
+import { type Progress, notice, progress } from '../progress.js';
+import { type VerifiedAllocation, scanReportData, verifyAllocation } from './scan.js';
 
 export const DEMO_MODEL = join(packageRoot, 'models', 'demo', 'moe-demo.gguf');
 export const DEMO_TEXT = join(packageRoot, 'models', 'demo', 'heldout.txt');
@@ -107,6 +112,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         sameTopPercent: row === base ? 100 : row.sameTop === null ? null : 100 * row.sameTop,
         tokensPerSecond: row.tokensPerSecond,
         threads: row.threads,
+        expertsPerToken: row.expertsPerToken,
         factor: resolved.expertScale[info.moeLayers[0]!.layer]!,
       };
     });
@@ -138,6 +144,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       });
       qrows = cmp.rows;
     }
+    const budgets = await budgetSection(model, evalTokens, c, threads, out, bar, signal);
     bar.stop();
 
     const seconds = (Date.now() - started) / 1000;
@@ -146,12 +153,13 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       createdAt: new Date().toISOString(),
       settings: { model: 'models/demo/moe-demo.gguf', text: 'models/demo/heldout.txt', contextSize: c, evaluationChunks: Math.floor(evalTokens.length / c), calibrationTokens: profile.data.text.scoredTokens, renormalized: info.renormalized, threads: base.threads, seconds: Math.round(seconds) },
       fingerprints: { model: profile.data.model.fingerprint, evaluationText: profile.data.text.fingerprint },
-      rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F'))],
+      rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F')), ...budgets.rows.filter((b) => !rows.some((r) => r.routing === b.routing))],
+      scan: budgets.heatmap,
     };
     const written = await writeReport(out, report);
     await profile.save(join(out, 'profile.json'));
     if (a.json) {
-      printJson({ ...report, report: written });
+      printJson({ ...report, budgets: { allocation: budgets.verified.allocation, measuredKld: budgets.verified.measured.kld!.kldMean }, report: written });
       return;
     }
     process.stdout.write(`\nExperts per token × expert-output scale (F16, ${report.settings.evaluationChunks} chunks of ${c} tokens, KL-divergence against the stock model)\n`);
@@ -170,9 +178,66 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         ) + '\n',
       );
     }
+    printBudgets(budgets);
     process.stdout.write(`\nreport: ${written.html}\n(also ${written.json}, ${written.csv}, ${written.plots.length} plots, profile.json) — ${seconds.toFixed(0)} s\n`);
   } finally {
     bar.stop();
     await model.dispose();
   }
+}
+
+interface Budgets {
+  scan: ScanResult;
+  heatmap: ScanReport;
+  verified: VerifiedAllocation;
+  rows: ResultRow[];
+}
+
+/**
+ * Per-layer expert budgets: a sensitivity scan of every MoE layer at n−1 … 1 and n+1 experts, the
+ * schedule allocate() picks for a mean of n − ½ experts per token, and that schedule measured against
+ * the uniform counts around it (docs/budgets.md).
+ */
+async function budgetSection(model: Model, evalTokens: Int32Array, c: number, threads: { threads?: number }, out: string, bar: Progress, signal: AbortSignal): Promise<Budgets> {
+  const info = model.info;
+  const scanFile = join(out, 'scan.jsonl');
+  rmSync(scanFile, { force: true });
+  rmSync(`${scanFile}.base.kld`, { force: true });
+  // the sweep's tokens and sizes, so the scan's cells and the schedules compare with the sweep's points
+  const s = await scan(model, {
+    tokens: evalTokens,
+    contextSize: c,
+    batchSize: 4 * c,
+    ...threads,
+    out: scanFile,
+    signal,
+    onProgress: (p) => {
+      bar.points(p.cell, p.cells, `scan: ${p.routing}`);
+      bar.chunks(p.chunksDone, p.chunksTotal);
+    },
+  });
+  const allocation = allocate(s, { meanExperts: info.expertsUsed - 0.5 });
+  const verified = await verifyAllocation(model, s, allocation, { batchSize: 4 * c, ...threads }, signal, (label, done, total) => {
+    bar.points(1, 1, label);
+    bar.chunks(done, total);
+  });
+  const { rows, scan: heatmap } = scanReportData(model, s, verified);
+  return { scan: s, heatmap: heatmap!, verified, rows: rows.filter((r) => r.routing !== 'default') };
+}
+
+function printBudgets({ scan: s, verified: v }: Budgets): void {
+  process.stdout.write(`\nLayer sensitivity: mean KLD with one MoE layer changed (${s.chunks} chunks of ${s.contextSize} tokens)\n`);
+  process.stdout.write(table(['layer', ...s.changes], s.facts.moeLayers.map((l, i) => [l, ...s.kld[i]!.map((x) => formatKld(x))])) + '\n');
+  const delta = (ppl: number) => formatDeltaPercent((100 * (ppl - s.base.perplexity)) / s.base.perplexity);
+  process.stdout.write(`\nExperts per layer for a mean of ${v.allocation.meanExperts} per token (allocate() on the scan) against uniform counts\n`);
+  process.stdout.write(
+    table(
+      ['routing', 'k̄', 'predicted KLD', 'mean KLD', 'same top', 'PPL', 'ΔPPL'],
+      [
+        ['default', s.base.expertsPerToken.toFixed(3), '-', formatKld(0), formatPercent(100), formatPerplexity(s.base.perplexity), delta(s.base.perplexity)],
+        [v.measured.routing.label, v.measured.expertsPerToken.mean.toFixed(3), formatKld(v.allocation.predictedKld), formatKld(v.measured.kld!.kldMean), formatPercent(100 * v.measured.kld!.sameTop), formatPerplexity(v.measured.perplexity), delta(v.measured.perplexity)],
+        ...v.uniform.map((u) => [u.routing.label, u.expertsPerToken.mean.toFixed(3), '-', formatKld(u.kld!.kldMean), formatPercent(100 * u.kld!.sameTop), formatPerplexity(u.perplexity), delta(u.perplexity)]),
+      ],
+    ) + '\n',
+  );
 }

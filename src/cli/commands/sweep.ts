@@ -1,8 +1,12 @@
 /** moe-eval sweep: a routing grid on one loaded model, resumable (JSONL), with optional KL-divergence. */
+import { basename, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 
 import { formatKld, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
-import { sweep } from '../../sweep.js';
+import type { Model } from '../../model.js';
+import { writeReport } from '../../report/index.js';
+import type { ReportData, ResultRow } from '../../report/types.js';
+import { type SweepResult, sweep } from '../../sweep.js';
 import { contextFlags, intFlag, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
@@ -22,8 +26,39 @@ export const builder = (y: Argv) =>
     .option('hellaswag-tasks', { type: 'string', describe: 'with --hellaswag-file: tasks (default 400)' })
     .option('winogrande-tasks', { type: 'string', describe: 'with --winogrande-file: tasks (default all)' })
     .option('multiple-choice-tasks', { type: 'string', describe: 'with --multiple-choice-file: tasks (default all)' })
+    .option('report', { type: 'string', describe: 'write report.html (with KLD against k̄ and its Pareto front), results.json/csv and the plots into this folder' })
     .example('$0 sweep -m model.gguf -f text.txt -o sweep.jsonl --experts 1 2 3 4 --expert-scale none seed-uniform uniform --kld', '12 points (11 evaluated: uniform at the trained count is the default), resumable')
     .example('$0 sweep -m model.gguf -f text.txt -o ser.jsonl --ser none 1,0.2 1,0.4 1,0.6 --kld', '-ser thresholds');
+
+/** A sweep's rows as a report (every point; ΔPPL against the default routing when the grid has it). */
+export function sweepReportData(model: Model, r: SweepResult): ReportData {
+  const info = model.info;
+  const base = r.rows.find((x) => x.routing === 'default');
+  const rows: ResultRow[] = r.rows.map((x) => ({
+    model: basename(model.path),
+    fileType: info.fileType,
+    sizeBytes: info.sizeBytes,
+    bitsPerWeight: info.bitsPerWeight,
+    routing: x.routing,
+    experts: x.experts.length ? Math.max(...info.moeLayers.map((l) => x.experts[l.layer]!)) : 0,
+    scaleRule: typeof x.point.expertScale === 'string' && /^[a-z]/i.test(x.point.expertScale) ? x.point.expertScale : x.point.expertScale === undefined ? 'none' : 'custom',
+    perplexity: x.perplexity,
+    stderr: x.stderr,
+    deltaPercent: base ? (100 * (x.perplexity - base.perplexity)) / base.perplexity : null,
+    kldMean: x === base && x.kldMean !== null ? 0 : x.kldMean,
+    sameTopPercent: x.sameTop === null ? null : x === base ? 100 : 100 * x.sameTop,
+    tokensPerSecond: x.tokensPerSecond,
+    threads: x.threads,
+    expertsPerToken: typeof x.expertsPerToken === 'number' ? x.expertsPerToken : null,
+  }));
+  return {
+    title: `moe-eval sweep: ${basename(model.path)}`,
+    createdAt: new Date().toISOString(),
+    settings: { model: model.path, results: r.out, points: r.rows.length, contextSize: r.rows[0]?.contextSize ?? 0, chunks: r.rows[0]?.chunks ?? 0 },
+    fingerprints: r.rows[0] ? { text: r.rows[0].text } : {},
+    rows,
+  };
+}
 
 export async function handler(a: Record<string, unknown>, signal: AbortSignal): Promise<void> {
   const input = await textFromArgs(a);
@@ -56,8 +91,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
     });
     bar.stop();
     for (const d of r.duplicates) notice(`a point is the same routing as ${d.sameAs}; evaluated once`);
+    const reportDir = stringFlag(a, 'report');
+    const written = reportDir ? await writeReport(resolve(reportDir), sweepReportData(model, r)) : undefined;
     if (a.json) {
-      printJson(r);
+      printJson(written ? { ...r, report: written } : r);
       return;
     }
     const withKld = r.rows.some((x) => x.kldMean !== null);
@@ -77,7 +114,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         ]),
       ) + '\n',
     );
-    process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}\n`);
+    process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}${written ? `\nreport: ${written.html}` : ''}\n`);
   } finally {
     bar.stop();
     await model.dispose();
