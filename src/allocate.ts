@@ -16,7 +16,7 @@
  * distribution do not interact. docs/budgets.md measures how far off it is on the demo model.
  */
 import type { ScanModelFacts, ScanResult } from './scan.js';
-import { formatPerLayer } from './routing.js';
+import { formatPerLayer } from './routing-grammar.js';
 import { checkOptionNames, expected, optionsObject } from './validate.js';
 
 export interface AllocateOptions {
