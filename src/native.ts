@@ -95,7 +95,11 @@ export interface NativeEvaluateOptions {
   chunks?: number;
   baseFile?: string;
   baseDataOffset?: number;
+  /** baseFile is a compact base of this K (0: llama.cpp's format). */
+  baseTopK?: number;
   writeBaseFile?: string;
+  /** Write the base in the compact format with this K. */
+  writeBaseTopK?: number;
   reference?: NativeContext;
 }
 
