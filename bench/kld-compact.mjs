@@ -1,6 +1,6 @@
 // The compact KL-divergence base (docs/kld-compact.md) against llama.cpp's full base, measured in the
 // same run on the same tokens: file size ratio, and for every evaluated variant the relative error of
-// mean KLD (the compact one is a lower bound), the change of Δp (mean, RMS) and same top.
+// mean KLD (the estimate B + C, and the lower bound B alone), the change of Δp (mean, RMS) and same top.
 //   node bench/kld-compact.mjs [--chunks N] [--ctx N] [--k 8,16,32,64,128]
 // On the demo model (4,096 tokens, trained) and on a generated 32,000-token MoE (random weights: its
 // outputs are nearly uniform, the worst case for a top-K base). Hold the CPU lock while this runs.
@@ -30,11 +30,11 @@ async function random32k() {
   return out;
 }
 
-/** Mean over the scored tokens of a compact base: the reference's mass in its top K (1 − tail), and its entropy is not known; the full base gives it. */
+/** Mean over the scored tokens of a compact base: the reference's mass in its top K (1 − tail). */
 async function topMass(path) {
   const h = await readKldBaseHeader(path);
   const b = await readFile(path);
-  const rec = 8 + 8 * h.topK;
+  const rec = 8 + 8 * h.topK + 8 * h.tailSamples;
   const n = (b.length - h.dataOffset) / rec;
   let s = 0;
   for (let t = 0; t < n; t++) s += 1 - Math.exp(b.readFloatLE(h.dataOffset + t * rec + 4));
@@ -85,15 +85,15 @@ async function measure(label, modelPath, variants) {
       const f = (await evaluate(target, { reference: fullPath, batchSize: CTX, threads: THREADS, routing: v.routing ?? {} })).kld;
       for (const c of compact) {
         const r = (await evaluate(target, { reference: c.path, batchSize: CTX, threads: THREADS, routing: v.routing ?? {} })).kld;
-        rows.push({ variant: v.label, k: c.k, full: f.kldMean, compact: r.kldMean, rel: r.kldMean / f.kldMean - 1, dpMean: r.dpMean - f.dpMean, dpRms: r.dpRms - f.dpRms, sameTop: r.sameTop - f.sameTop });
+        rows.push({ variant: v.label, k: c.k, full: f.kldMean, compact: r.kldMean, rel: r.kldMean / f.kldMean - 1, bound: r.kldLowerBound / f.kldMean - 1, dpMean: r.dpMean - f.dpMean, dpRms: r.dpRms - f.dpRms, sameTop: r.sameTop - f.sameTop });
       }
     } finally {
       if (v.model) await target.dispose();
     }
   }
-  console.log(`  ${'variant'.padEnd(18)} ${'K'.padStart(4)} ${'full KLD'.padStart(10)} ${'compact'.padStart(10)} ${'rel. error'.padStart(11)}  ${'Δ mean Δp'.padStart(10)} ${'Δ RMS Δp'.padStart(10)} ${'Δ same top'.padStart(10)}`);
+  console.log(`  ${'variant'.padEnd(18)} ${'K'.padStart(4)} ${'full KLD'.padStart(10)} ${'compact'.padStart(10)} ${'rel. error'.padStart(11)} ${'bound B'.padStart(11)}  ${'Δ mean Δp'.padStart(10)} ${'Δ RMS Δp'.padStart(10)} ${'Δ same top'.padStart(10)}`);
   for (const r of rows) {
-    console.log(`  ${r.variant.padEnd(18)} ${String(r.k).padStart(4)} ${r.full.toFixed(6).padStart(10)} ${r.compact.toFixed(6).padStart(10)} ${pct(r.rel).padStart(11)}  ${r.dpMean.toExponential(1).padStart(10)} ${r.dpRms.toExponential(1).padStart(10)} ${pct(r.sameTop).padStart(10)}`);
+    console.log(`  ${r.variant.padEnd(18)} ${String(r.k).padStart(4)} ${r.full.toFixed(6).padStart(10)} ${r.compact.toFixed(6).padStart(10)} ${pct(r.rel).padStart(11)} ${pct(r.bound).padStart(11)}  ${r.dpMean.toExponential(1).padStart(10)} ${r.dpRms.toExponential(1).padStart(10)} ${pct(r.sameTop).padStart(10)}`);
   }
   await model.dispose();
   return { fullSize, compact, rows };

@@ -114,6 +114,7 @@ EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context
     if (!options.base_file.empty()) {
         options.base_data_offset = (uint64_t) IntegerOption(env, o, "baseDataOffset", 0, 0, INT64_MAX / 2, where);
         options.base_top_k = (int) IntegerOption(env, o, "baseTopK", 0, 0, INT32_MAX, where);
+        options.base_tail_samples = (int) IntegerOption(env, o, "baseTailSamples", 0, 0, INT32_MAX, where);
     }
     options.write_base_file = StringOption(env, o, "writeBaseFile", where);
     if (!options.write_base_file.empty()) options.write_top_k = (int) IntegerOption(env, o, "writeBaseTopK", 0, 0, INT32_MAX, where);
@@ -197,7 +198,8 @@ void EvaluateWorker::Run() {
     // a compact base (docs/kld-compact.md) keeps its records as they are in the file
     const int base_k = reference_ ? 0 : options_.base_top_k;
     if (base_k > n_vocab) throw NativeError("ERR_KLD_BASE", "the base file keeps more tokens per row than the vocabulary has");
-    const size_t base_rec = CompactRecordBytes(base_k);
+    const CompactLayout base_layout{base_k, reference_ ? 0 : options_.base_tail_samples};
+    const size_t base_rec = base_layout.bytes();
     std::vector<uint16_t> base_rows(kld_mode_ && base_k == 0 ? (size_t) k.n_seq * n_scored * nv : 0);
     std::vector<uint8_t> compact_rows(kld_mode_ && base_k > 0 ? (size_t) k.n_seq * n_scored * base_rec : 0);
     File base_in;
@@ -227,6 +229,7 @@ void EvaluateWorker::Run() {
     File base_out;
     const std::string tmp_out = options_.write_base_file.empty() ? std::string() : options_.write_base_file + ".tmp";
     const int write_k = std::min(options_.write_top_k, n_vocab);  // a K above the vocabulary keeps every token
+    const CompactLayout write_layout{write_k, write_k < n_vocab ? write_k : 0};  // as many tail samples as top tokens
     std::vector<uint16_t> out_rows;
     std::vector<uint8_t> out_records;
     if (!tmp_out.empty()) {
@@ -234,14 +237,14 @@ void EvaluateWorker::Run() {
         if (!base_out) throw NativeError("ERR_FILE", "cannot write " + tmp_out);
         const uint32_t u_ctx = (uint32_t) n_ctx;
         if (write_k > 0) {
-            const uint32_t head[2] = {(uint32_t) write_k, (uint32_t) CompactRecordBytes(write_k)};
+            const uint32_t head[4] = {(uint32_t) write_layout.k, (uint32_t) write_layout.s, (uint32_t) write_layout.bytes(), kCompactBaseSeed};
             WriteAll(base_out.get(), kCompactBaseMagic, 8, tmp_out);
             WriteAll(base_out.get(), &kCompactBaseVersion, sizeof(kCompactBaseVersion), tmp_out);
             WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
             WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
             WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
             WriteAll(base_out.get(), head, sizeof(head), tmp_out);
-            out_records.resize((size_t) n_scored * CompactRecordBytes(write_k));
+            out_records.resize((size_t) n_scored * write_layout.bytes());
         } else {
             WriteAll(base_out.get(), "_logits_", 8, tmp_out);
             WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
@@ -299,8 +302,8 @@ void EvaluateWorker::Run() {
                 if (kld_mode_) {
                     const size_t at = (size_t) (i + seq) * n_scored;
                     if (base_k > 0) {
-                        const std::string bad = CompareCompactRows(rows, n_vocab, compact_rows.data() + (size_t) seq * n_scored * base_rec, base_k, next,
-                                                                   n_scored, options_.n_threads, kld_, kld_values_.data() + at, p_diff_values_.data() + at);
+                        const std::string bad = CompareCompactRows(rows, n_vocab, compact_rows.data() + (size_t) seq * n_scored * base_rec, base_layout, next,
+                                                                   n_scored, options_.n_threads, kld_, kld_bound_sum_, kld_values_.data() + at, p_diff_values_.data() + at);
                         if (!bad.empty()) throw NativeError("ERR_KLD_BASE", "the base file " + options_.base_file + " is damaged in chunk " + std::to_string(i + seq) + ": " + bad);
                     } else {
                         CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, kld_,
@@ -308,7 +311,7 @@ void EvaluateWorker::Run() {
                     }
                 }
                 if (base_out && write_k > 0) {
-                    base_total_ += CompactRows(rows, n_vocab, next, n_scored, write_k, options_.n_threads, out_records.data());
+                    base_total_ += CompactRows(rows, n_vocab, next, n_scored, write_layout, (uint64_t) (i + seq) * n_scored, options_.n_threads, out_records.data());
                     WriteAll(base_out.get(), out_records.data(), out_records.size(), tmp_out);
                 } else if (base_out) {
                     base_total_ += QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, out_rows.data());
@@ -390,6 +393,8 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         SET("sameTop", same_top); SET("sameTopUnc", same_top_unc);
         SET("count", count);
 #undef SET
+        // a compact base: the mean of the lower bound B (docs/kld-compact.md); kldMean adds the tail estimate
+        if (options_.base_top_k > 0 && !reference_) k.Set("kldLowerBound", s.count ? kld_bound_sum_ / (double) s.count : 0.0);
         o.Set("kld", k);
     }
     return o;

@@ -191,7 +191,7 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     const c = chunksFor(chunks);
     const native = {
       ...(c === undefined ? {} : { chunks: c }),
-      ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset, baseTopK: base.topK } : {}),
+      ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset, baseTopK: base.topK, baseTailSamples: base.tailSamples } : {}),
       ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string), ...(kldTopK ? { writeBaseTopK: kldTopK } : {}) } : {}),
       ...(refCtx ? { reference: refCtx.nativeWithRouting() } : {}),
     };
