@@ -1,7 +1,7 @@
 // The compact KL-divergence base (docs/kld-compact.md) against llama.cpp's full base, measured in the
 // same run on the same tokens: file size ratio, and for every evaluated variant the relative error of
 // mean KLD (the estimate B + C, and the lower bound B alone), the change of Δp (mean, RMS) and same top.
-//   node bench/kld-compact.mjs [--chunks N] [--ctx N] [--k 8,16,32,64,128]
+//   node bench/kld-compact.mjs [--chunks N] [--chunks-32k N] [--ctx N] [--k 8,16,32,64]
 // On the demo model (4,096 tokens, trained) and on a generated 32,000-token MoE (random weights: its
 // outputs are nearly uniform, the worst case for a top-K base). Hold the CPU lock while this runs.
 import { existsSync, statSync } from 'node:fs';
@@ -12,8 +12,7 @@ import { parseArgs } from 'node:util';
 import { createRandomModel, evaluate, loadModel, quantizeModel, readKldBaseHeader } from '../dist/index.js';
 import { demoModel, demoText, machine, root, work } from './lib.mjs';
 
-const { values: args } = parseArgs({ options: { chunks: { type: 'string', default: '16' }, ctx: { type: 'string', default: '512' }, k: { type: 'string', default: '8,16,32,64,128' }, threads: { type: 'string', default: '2' } } });
-const CHUNKS = Number(args.chunks);
+const { values: args } = parseArgs({ options: { chunks: { type: 'string', default: '16' }, 'chunks-32k': { type: 'string', default: '8' }, ctx: { type: 'string', default: '512' }, k: { type: 'string', default: '8,16,32,64' }, threads: { type: 'string', default: '2' } } });
 const CTX = Number(args.ctx);
 const KS = args.k.split(',').map(Number);
 const THREADS = Number(args.threads);
@@ -62,7 +61,7 @@ async function entropy(path) {
 
 const pct = (x) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(3)} %`;
 
-async function measure(label, modelPath, variants) {
+async function measure(label, modelPath, variants, CHUNKS) {
   const model = await loadModel(modelPath);
   const text = await readFile(demoText, 'utf8');
   const sizes = { contextSize: CTX, batchSize: CTX, threads: THREADS, chunks: CHUNKS };
@@ -109,9 +108,9 @@ await measure('demo', demoModel, [
   { label: 'experts=3', routing: { experts: 3 } },
   { label: 'q4_0', model: q4 },
   { label: 'q2_k', model: q2 },
-]);
+], Number(args.chunks));
 await measure('random-32k', await random32k(), [
   { label: 'experts=1', routing: { experts: 1 } },
   { label: 'experts=4', routing: { experts: 4 } },
   { label: 'gate-scale=0.25', routing: { gateScale: 0.25 } },
-]);
+], Number(args['chunks-32k']));

@@ -222,12 +222,13 @@ describe('compact KL-divergence base', () => {
     }
     // the bound, per token (log-sum inequality), and on the native results against the full base
     for (const r of rows) assert.ok(r.bound <= r.full + 1e-9, `bound ${r.bound} > full ${r.full}`);
-    assert.ok(c.kldLowerBound <= f.kldMean * (1 + 3e-3), `lower bound ${c.kldLowerBound} above full ${f.kldMean}`);
+    assert.ok(c.kldLowerBound <= f.kldMean * (1 + 5e-3), `lower bound ${c.kldLowerBound} above full ${f.kldMean}`);
     assert.ok(c.kldLowerBound <= c.kldMean, 'the tail estimate C is ≥ 0');
     // a random model's near-uniform output is the worst case for a top-K base: most of the KL is in the
     // tail, and the estimate comes from S samples per token (here 252 tokens × 32)
     assert.ok(Math.abs(c.kldMean / f.kldMean - 1) < 0.05, `estimate ${c.kldMean} vs full ${f.kldMean}`);
-    assert.ok(Math.abs(mean(rows.map((r) => r.full)) / f.kldMean - 1) < 3e-3, 'the JS full KL is llama.cpp\'s');
+    // llama.cpp's base rounds log-probabilities to 16 bits (kld.test.mjs: 2e-3 against raw logits)
+    assert.ok(Math.abs(mean(rows.map((r) => r.full)) / f.kldMean - 1) < 5e-3, 'the JS full KL is llama.cpp\'s');
   });
 
   test('a compact base made by a routing against itself: KLD 0, same top 100 %', async () => {
@@ -252,8 +253,9 @@ describe('compact KL-divergence base', () => {
       await evaluate(demo, { text, contextSize: 64, batchSize: 64, chunks: 3, threads: 2, saveReference: full });
       const a = (await evaluate(demo, { reference: small, batchSize: 64, threads: 2, routing: { experts: 1 } })).kld;
       const f = (await evaluate(demo, { reference: full, batchSize: 64, threads: 2, routing: { experts: 1 } })).kld;
-      assert.ok(Math.abs(a.kldMean / f.kldMean - 1) < 3e-3, `${a.kldMean} vs ${f.kldMean}`);
-      assert.equal(a.kldLowerBound, a.kldMean);
+      // llama.cpp's full base rounds to 16 bits and skips tokens below e^-16; this one is the float KL
+      assert.ok(Math.abs(a.kldMean / f.kldMean - 1) < 1e-2, `${a.kldMean} vs ${f.kldMean}`);
+      assert.ok(Math.abs(a.kldLowerBound - a.kldMean) <= 1e-12 * a.kldMean, 'no tail: the bound is the KLD');
     } finally {
       await demo.dispose();
     }

@@ -87,6 +87,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
           ['Mean PPL(Q)/PPL(base)', pm(k.ratio, k.ratioUnc)],
           ['Mean PPL(Q)-PPL(base)', pm(k.difference, k.differenceUnc)],
           ['Mean KLD', pm(k.kldMean, k.kldUnc)],
+          ...(k.kldLowerBound === undefined ? [] : [['Mean KLD lower bound (compact base)', formatKld(k.kldLowerBound)]]),
           ['Maximum / 99.9% / 99% / 95% / 90% KLD', [k.kldMax, k.kld999, k.kld99, k.kld95, k.kld90].map(formatKld).join(' / ')],
           ['Median KLD', formatKld(k.kldMedian)],
           ['10% / 5% / 1% / 0.1% / minimum KLD', [k.kld10, k.kld5, k.kld1, k.kld01, k.kldMin].map(formatKld).join(' / ')],
