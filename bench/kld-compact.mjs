@@ -1,7 +1,7 @@
 // The compact KL-divergence base (docs/kld-compact.md) against llama.cpp's full base, measured in the
 // same run on the same tokens: file size ratio, and for every evaluated variant the relative error of
 // mean KLD (the estimate B + C, and the lower bound B alone), the change of Δp (mean, RMS) and same top.
-//   node bench/kld-compact.mjs [--chunks N] [--chunks-32k N] [--ctx N] [--k 8,16,32,64]
+//   node bench/kld-compact.mjs [--chunks N] [--chunks-32k N] [--ctx N] [--k 8,16,32,64] [--only demo|random-32k]
 // On the demo model (4,096 tokens, trained) and on a generated 32,000-token MoE (random weights: its
 // outputs are nearly uniform, the worst case for a top-K base). Hold the CPU lock while this runs.
 import { existsSync, statSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { createRandomModel, evaluate, loadModel, quantizeModel, readKldBaseHeader } from '../dist/index.js';
 import { demoModel, demoText, machine, root, work } from './lib.mjs';
 
-const { values: args } = parseArgs({ options: { chunks: { type: 'string', default: '16' }, 'chunks-32k': { type: 'string', default: '8' }, ctx: { type: 'string', default: '512' }, k: { type: 'string', default: '8,16,32,64' }, threads: { type: 'string', default: '2' } } });
+const { values: args } = parseArgs({ options: { chunks: { type: 'string', default: '16' }, 'chunks-32k': { type: 'string', default: '8' }, ctx: { type: 'string', default: '512' }, k: { type: 'string', default: '8,16,32,64' }, threads: { type: 'string', default: '2' }, only: { type: 'string' } } });
 const CTX = Number(args.ctx);
 const KS = args.k.split(',').map(Number);
 const THREADS = Number(args.threads);
@@ -84,15 +84,15 @@ async function measure(label, modelPath, variants, CHUNKS) {
       const f = (await evaluate(target, { reference: fullPath, batchSize: CTX, threads: THREADS, routing: v.routing ?? {} })).kld;
       for (const c of compact) {
         const r = (await evaluate(target, { reference: c.path, batchSize: CTX, threads: THREADS, routing: v.routing ?? {} })).kld;
-        rows.push({ variant: v.label, k: c.k, full: f.kldMean, compact: r.kldMean, rel: r.kldMean / f.kldMean - 1, bound: r.kldLowerBound / f.kldMean - 1, dpMean: r.dpMean - f.dpMean, dpRms: r.dpRms - f.dpRms, sameTop: r.sameTop - f.sameTop });
+        rows.push({ variant: v.label, k: c.k, full: f.kldMean, unc: f.kldUnc / f.kldMean, compact: r.kldMean, rel: r.kldMean / f.kldMean - 1, bound: r.kldLowerBound / f.kldMean - 1, dpMean: r.dpMean - f.dpMean, dpRms: r.dpRms - f.dpRms, sameTop: r.sameTop - f.sameTop });
       }
     } finally {
       if (v.model) await target.dispose();
     }
   }
-  console.log(`  ${'variant'.padEnd(18)} ${'K'.padStart(4)} ${'full KLD'.padStart(10)} ${'compact'.padStart(10)} ${'rel. error'.padStart(11)} ${'bound B'.padStart(11)}  ${'Δ mean Δp'.padStart(10)} ${'Δ RMS Δp'.padStart(10)} ${'Δ same top'.padStart(10)}`);
+  console.log(`  ${'variant'.padEnd(18)} ${'K'.padStart(4)} ${'full KLD'.padStart(10)} ${'compact'.padStart(10)} ${'rel. error'.padStart(11)} ${'KLD ± rel.'.padStart(11)} ${'bound B'.padStart(11)}  ${'Δ mean Δp'.padStart(10)} ${'Δ RMS Δp'.padStart(10)} ${'Δ same top'.padStart(10)}`);
   for (const r of rows) {
-    console.log(`  ${r.variant.padEnd(18)} ${String(r.k).padStart(4)} ${r.full.toFixed(6).padStart(10)} ${r.compact.toFixed(6).padStart(10)} ${pct(r.rel).padStart(11)} ${pct(r.bound).padStart(11)}  ${r.dpMean.toExponential(1).padStart(10)} ${r.dpRms.toExponential(1).padStart(10)} ${pct(r.sameTop).padStart(10)}`);
+    console.log(`  ${r.variant.padEnd(18)} ${String(r.k).padStart(4)} ${r.full.toFixed(6).padStart(10)} ${r.compact.toFixed(6).padStart(10)} ${pct(r.rel).padStart(11)} ${`${(100 * r.unc).toFixed(2)} %`.padStart(11)} ${pct(r.bound).padStart(11)}  ${r.dpMean.toExponential(1).padStart(10)} ${r.dpRms.toExponential(1).padStart(10)} ${pct(r.sameTop).padStart(10)}`);
   }
   await model.dispose();
   return { fullSize, compact, rows };
@@ -103,13 +103,13 @@ const q4 = join(work, 'kldc-demo-q4_0.gguf');
 if (!existsSync(q4)) await quantizeModel(demoModel, q4, { type: 'q4_0' });
 const q2 = join(work, 'kldc-demo-q2_k.gguf');
 if (!existsSync(q2)) await quantizeModel(demoModel, q2, { type: 'q2_k' });
-await measure('demo', demoModel, [
+if (args.only !== 'random-32k') await measure('demo', demoModel, [
   { label: 'experts=1', routing: { experts: 1 } },
   { label: 'experts=3', routing: { experts: 3 } },
   { label: 'q4_0', model: q4 },
   { label: 'q2_k', model: q2 },
 ], Number(args.chunks));
-await measure('random-32k', await random32k(), [
+if (args.only !== 'demo') await measure('random-32k', await random32k(), [
   { label: 'experts=1', routing: { experts: 1 } },
   { label: 'experts=4', routing: { experts: 4 } },
   { label: 'gate-scale=0.25', routing: { gateScale: 0.25 } },
