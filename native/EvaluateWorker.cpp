@@ -8,6 +8,7 @@
 
 #include "Context.h"
 #include "Model.h"
+#include "metrics/KldCompact.h"
 #include "llama-context.h"
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
@@ -110,8 +111,13 @@ EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context
     if (o.Get("chunkSize").IsUndefined()) ThrowInvalidArg(env, where + ".chunkSize: required");
     options.n_chunks = (int) IntegerOption(env, o, "chunks", -1, 1, INT32_MAX, where);
     options.base_file = StringOption(env, o, "baseFile", where);
-    if (!options.base_file.empty()) options.base_data_offset = (uint64_t) IntegerOption(env, o, "baseDataOffset", 0, 0, INT64_MAX / 2, where);
+    if (!options.base_file.empty()) {
+        options.base_data_offset = (uint64_t) IntegerOption(env, o, "baseDataOffset", 0, 0, INT64_MAX / 2, where);
+        options.base_top_k = (int) IntegerOption(env, o, "baseTopK", 0, 0, INT32_MAX, where);
+        options.base_tail_samples = (int) IntegerOption(env, o, "baseTailSamples", 0, 0, INT32_MAX, where);
+    }
     options.write_base_file = StringOption(env, o, "writeBaseFile", where);
+    if (!options.write_base_file.empty()) options.write_top_k = (int) IntegerOption(env, o, "writeBaseTopK", 0, 0, INT32_MAX, where);
     options.n_threads = owner->options().n_threads;
 
     const uint32_t n_seq = std::max<uint32_t>(1, owner->options().n_batch / (uint32_t) options.n_ctx);
@@ -188,8 +194,14 @@ void EvaluateWorker::Run() {
     const int n_scored = n_ctx - 1 - k.first;
     kld_mode_ = reference_ != nullptr || !options_.base_file.empty();
 
-    // base log-probabilities of the chunks in flight (n_seq of them), from a file or a reference context
-    std::vector<uint16_t> base_rows(kld_mode_ ? (size_t) k.n_seq * n_scored * nv : 0);
+    // base log-probabilities of the chunks in flight (n_seq of them), from a file or a reference context;
+    // a compact base (docs/kld-compact.md) keeps its records as they are in the file
+    const int base_k = reference_ ? 0 : options_.base_top_k;
+    if (base_k > n_vocab) throw NativeError("ERR_KLD_BASE", "the base file keeps more tokens per row than the vocabulary has");
+    const CompactLayout base_layout{base_k, reference_ ? 0 : options_.base_tail_samples};
+    const size_t base_rec = base_layout.bytes();
+    std::vector<uint16_t> base_rows(kld_mode_ && base_k == 0 ? (size_t) k.n_seq * n_scored * nv : 0);
+    std::vector<uint8_t> compact_rows(kld_mode_ && base_k > 0 ? (size_t) k.n_seq * n_scored * base_rec : 0);
     File base_in;
     if (!options_.base_file.empty()) {
         base_in.reset(fopen(options_.base_file.c_str(), "rb"));
@@ -213,20 +225,34 @@ void EvaluateWorker::Run() {
         p_diff_values_.resize((size_t) n_chunk * n_scored);
     }
 
-    // base writer: llama-perplexity's header, then each chunk's rows
+    // base writer: llama-perplexity's header, then each chunk's rows; or the compact header and records
     File base_out;
     const std::string tmp_out = options_.write_base_file.empty() ? std::string() : options_.write_base_file + ".tmp";
+    const int write_k = std::min(options_.write_top_k, n_vocab);  // a K above the vocabulary keeps every token
+    const CompactLayout write_layout{write_k, write_k < n_vocab ? write_k : 0};  // as many tail samples as top tokens
     std::vector<uint16_t> out_rows;
+    std::vector<uint8_t> out_records;
     if (!tmp_out.empty()) {
         base_out.reset(fopen(tmp_out.c_str(), "wb"));
         if (!base_out) throw NativeError("ERR_FILE", "cannot write " + tmp_out);
         const uint32_t u_ctx = (uint32_t) n_ctx;
-        WriteAll(base_out.get(), "_logits_", 8, tmp_out);
-        WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
-        WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
-        WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
+        if (write_k > 0) {
+            const uint32_t head[4] = {(uint32_t) write_layout.k, (uint32_t) write_layout.s, (uint32_t) write_layout.bytes(), kCompactBaseSeed};
+            WriteAll(base_out.get(), kCompactBaseMagic, 8, tmp_out);
+            WriteAll(base_out.get(), &kCompactBaseVersion, sizeof(kCompactBaseVersion), tmp_out);
+            WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
+            WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
+            WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
+            WriteAll(base_out.get(), head, sizeof(head), tmp_out);
+            out_records.resize((size_t) n_scored * write_layout.bytes());
+        } else {
+            WriteAll(base_out.get(), "_logits_", 8, tmp_out);
+            WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
+            WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
+            WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
+            out_rows.resize((size_t) n_scored * nv);
+        }
         WriteAll(base_out.get(), tokens_.data(), (size_t) n_chunk * n_ctx * sizeof(llama_token), tmp_out);
-        out_rows.resize((size_t) n_scored * nv);
     }
 
     BatchPtr batch(new llama_batch(llama_batch_init(std::min(k.n_batch, n_ctx * k.n_seq), 0, 1)));
@@ -258,8 +284,8 @@ void EvaluateWorker::Run() {
                                  QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, base_rows.data() + (size_t) seq * n_scored * nv);
                              });
             } else if (base_in) {
-                const size_t n = (size_t) n_seq_batch * n_scored * nv;
-                if (fread(base_rows.data(), sizeof(uint16_t), n, base_in.get()) != n) {
+                const size_t n = base_k > 0 ? (size_t) n_seq_batch * n_scored * base_rec : (size_t) n_seq_batch * n_scored * nv;
+                if (fread(base_k > 0 ? (void *) compact_rows.data() : (void *) base_rows.data(), base_k > 0 ? 1 : sizeof(uint16_t), n, base_in.get()) != n) {
                     throw NativeError("ERR_GGUF", "the base file " + options_.base_file + " ends before chunk " + std::to_string(i + n_seq_batch));
                 }
             }
@@ -275,10 +301,19 @@ void EvaluateWorker::Run() {
                 total_ += s;
                 if (kld_mode_) {
                     const size_t at = (size_t) (i + seq) * n_scored;
-                    CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, kld_,
-                                kld_values_.data() + at, p_diff_values_.data() + at);
+                    if (base_k > 0) {
+                        const std::string bad = CompareCompactRows(rows, n_vocab, compact_rows.data() + (size_t) seq * n_scored * base_rec, base_layout, next,
+                                                                   n_scored, options_.n_threads, kld_, kld_bound_sum_, kld_values_.data() + at, p_diff_values_.data() + at);
+                        if (!bad.empty()) throw NativeError("ERR_KLD_BASE", "the base file " + options_.base_file + " is damaged in chunk " + std::to_string(i + seq) + ": " + bad);
+                    } else {
+                        CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, kld_,
+                                    kld_values_.data() + at, p_diff_values_.data() + at);
+                    }
                 }
-                if (base_out) {
+                if (base_out && write_k > 0) {
+                    base_total_ += CompactRows(rows, n_vocab, next, n_scored, write_layout, (uint64_t) (i + seq) * n_scored, options_.n_threads, out_records.data());
+                    WriteAll(base_out.get(), out_records.data(), out_records.size(), tmp_out);
+                } else if (base_out) {
                     base_total_ += QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, out_rows.data());
                     WriteAll(base_out.get(), out_rows.data(), out_rows.size() * sizeof(uint16_t), tmp_out);
                 }
@@ -358,6 +393,8 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         SET("sameTop", same_top); SET("sameTopUnc", same_top_unc);
         SET("count", count);
 #undef SET
+        // a compact base: the mean of the lower bound B (docs/kld-compact.md); kldMean adds the tail estimate
+        if (options_.base_top_k > 0 && !reference_) k.Set("kldLowerBound", s.count ? kld_bound_sum_ / (double) s.count : 0.0);
         o.Set("kld", k);
     }
     return o;

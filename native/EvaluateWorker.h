@@ -28,7 +28,10 @@ struct EvaluateOptions {
     int n_threads = 4;             // for scoring logits
     std::string base_file;         // compare with this base file (its tokens arrive as `tokens`)
     uint64_t base_data_offset = 0; // where the log-probabilities start in base_file
+    int base_top_k = 0;            // base_file is a compact base of this K (0: llama.cpp's format)
+    int base_tail_samples = 0;     // and this many tail samples per token
     std::string write_base_file;   // write a base file here
+    int write_top_k = 0;           // write it in the compact format with this K (0: llama.cpp's format)
 };
 
 struct ChunkResult {
@@ -38,7 +41,7 @@ struct ChunkResult {
 
 class EvaluateWorker final : public PromiseWorker {
 public:
-    // evaluate(tokens: Int32Array, { chunkSize, chunks, baseFile, baseDataOffset, writeBaseFile, reference }, onProgress?)
+    // evaluate(tokens: Int32Array, { chunkSize, chunks, baseFile, baseDataOffset, baseTopK, baseTailSamples, writeBaseFile, writeBaseTopK, reference }, onProgress?)
     static EvaluateWorker * Create(const Napi::CallbackInfo & info, Context * owner);
 
 protected:
@@ -61,6 +64,7 @@ private:
     std::vector<ChunkResult> chunks_;
     bool kld_mode_ = false;
     KldSums kld_;
+    double kld_bound_sum_ = 0.0;  // compact base: Σ of the per-token lower bounds
     std::vector<float> kld_values_;
     std::vector<float> p_diff_values_;
     int n_chunk_ = 0;

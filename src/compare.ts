@@ -9,6 +9,7 @@ import { basename, join, resolve } from 'node:path';
 
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
+import { kldTopKOption } from './reference.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
 import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
@@ -36,6 +37,8 @@ export interface CompareOptions {
    * reused by later runs). Default: `.moe-eval-cache` in the current folder. The result names it.
    */
   cacheDir?: string;
+  /** Write the reference's base in the compact format, the top kldTopK log-probabilities per token (docs/kld-compact.md). */
+  kldTopK?: number;
   /** Routings to evaluate every model under. Default: [{}] (each model's own). */
   routings?: Routing[];
   text?: string;
@@ -67,7 +70,7 @@ function scaleRuleOf(r: Routing): string {
   return typeof r.expertScale === 'string' ? r.expertScale : 'custom';
 }
 
-const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'calibration', 'cacheDir', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
+const COMPARE_OPTIONS = ['models', 'loadOptions', 'quantize', 'calibration', 'cacheDir', 'kldTopK', 'routings', ...INPUT_OPTIONS, ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onEvent', 'signal'] as const;
 
 export async function compare(options: CompareOptions): Promise<CompareResult> {
   const o = optionsObject(options, 'compare options');
@@ -87,6 +90,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
   if (!Array.isArray(routings) || routings.length === 0) throw new TypeError(expected('a non-empty array of routings', 'routings', o.routings));
   routings.forEach((r, i) => validateRoutingShape(r, `routings[${i}]`));
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
+  const kldTopK = kldTopKOption(o.kldTopK);
   const onEvent = optionalFunction<(e: CompareEvent) => void>(o.onEvent, 'onEvent');
   const signal = optionalSignal(o.signal, 'signal');
   const sizes = resolveContextOptions(o, 'compare');
@@ -133,12 +137,13 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
       if (fi === 0) {
         const tokens = await inputTokens(model, o, 'compare()');
         fingerprints.text = tokensFingerprint(tokens);
-        referenceFile = join(cacheDir, `reference-${fingerprints.text}-${basename(file)}.kld`);
+        referenceFile = join(cacheDir, `reference-${fingerprints.text}-${basename(file)}${kldTopK ? `.top${kldTopK}` : ''}.kld`);
         reference = await evaluate(model, {
           tokens,
           ...contextOptions,
           ...(chunks ? { chunks } : {}),
           saveReference: referenceFile,
+          ...(kldTopK ? { kldTopK } : {}),
           signal,
           onProgress: (p) => onEvent?.({ kind: 'evaluate', model: basename(file), routing: 'default', done, total, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
         });
@@ -188,7 +193,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     title: `moe-eval compare: ${basename(source)}`,
     createdAt: new Date().toISOString(),
     settings: {
-      reference: `${basename(source)}, default routing`,
+      reference: `${basename(source)}, default routing${kldTopK ? ` (compact base, top ${kldTopK})` : ''}`,
       text: typeof o.file === 'string' ? basename(o.file) : o.text !== undefined ? '(text given directly)' : '(tokens given directly)',
       contextSize: reference!.contextSize,
       batchSize: reference!.batchSize,

@@ -8,7 +8,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { Model } from './model.js';
-import { readKldBaseHeader } from './reference.js';
+import { kldTopKOption, readKldBaseHeader } from './reference.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -39,6 +39,12 @@ export interface EvaluateOptions {
   reference?: Model | Context | string;
   /** Write this evaluation's log-probabilities as a KL-divergence base file (llama.cpp's format). */
   saveReference?: string;
+  /**
+   * Write `saveReference` in the compact format instead: per scored token the top `kldTopK`
+   * log-probabilities, the tail mass and the next token's log-probability (docs/kld-compact.md).
+   * Reading detects the format, so a compact base is used as `reference` like any other.
+   */
+  kldTopK?: number;
   onProgress?: (p: EvaluateProgress) => void;
   signal?: AbortSignal;
 }
@@ -89,7 +95,7 @@ export interface EvaluateResult {
 
 /** What to evaluate: exactly one of these, in every function that reads text (inputTokens()). */
 export const INPUT_OPTIONS = ['text', 'tokens', 'file'] as const;
-const EVALUATE_OPTIONS = [...INPUT_OPTIONS, 'chunks', 'reference', 'saveReference', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
+const EVALUATE_OPTIONS = [...INPUT_OPTIONS, 'chunks', 'reference', 'saveReference', 'kldTopK', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
 
 /** Reads the text or tokens named by `o` (exactly one of text, tokens, file). @internal */
 export async function inputTokens(model: Model, o: Record<string, unknown>, where: string, fallback?: Int32Array): Promise<Int32Array> {
@@ -148,6 +154,8 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   if (o.saveReference !== undefined && (typeof o.saveReference !== 'string' || o.saveReference === '')) {
     throw new TypeError(expected('a file path', 'saveReference', o.saveReference));
   }
+  const kldTopK = kldTopKOption(o.kldTopK);
+  if (kldTopK !== undefined && o.saveReference === undefined) throw new TypeError('kldTopK sets the format of the base saveReference writes; give saveReference too');
   const base = typeof ref === 'string' ? await readKldBaseHeader(ref) : undefined;
   if (base && base.vocabSize !== model.info.vocabSize) {
     throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with a vocabulary of ${base.vocabSize} tokens; this model has ${model.info.vocabSize}`);
@@ -183,8 +191,8 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     const c = chunksFor(chunks);
     const native = {
       ...(c === undefined ? {} : { chunks: c }),
-      ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset } : {}),
-      ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string) } : {}),
+      ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset, baseTopK: base.topK, baseTailSamples: base.tailSamples } : {}),
+      ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string), ...(kldTopK ? { writeBaseTopK: kldTopK } : {}) } : {}),
       ...(refCtx ? { reference: refCtx.nativeWithRouting() } : {}),
     };
     if (o.saveReference) await mkdir(dirname(resolvePath(o.saveReference as string)), { recursive: true });

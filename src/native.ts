@@ -70,6 +70,8 @@ export interface NativeKld {
   dpMean: number; dpUnc: number; dpMax: number; dp999: number; dp99: number; dp95: number; dp90: number; dp75: number; dpMedian: number;
   dp25: number; dp10: number; dp5: number; dp1: number; dp01: number; dpMin: number; dpRms: number; dpRmsUnc: number;
   sameTop: number; sameTopUnc: number; count: number;
+  /** Against a compact base only: the mean of the per-token lower bounds (docs/kld-compact.md); kldMean adds the tail estimate to it. */
+  kldLowerBound?: number;
 }
 
 /** Computed in native/metrics/Perplexity.cpp (llama-perplexity's formulas): the one place they live. */
@@ -95,7 +97,12 @@ export interface NativeEvaluateOptions {
   chunks?: number;
   baseFile?: string;
   baseDataOffset?: number;
+  /** baseFile is a compact base of this K (0: llama.cpp's format) with this many tail samples. */
+  baseTopK?: number;
+  baseTailSamples?: number;
   writeBaseFile?: string;
+  /** Write the base in the compact format with this K. */
+  writeBaseTopK?: number;
   reference?: NativeContext;
 }
 

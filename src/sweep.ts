@@ -11,7 +11,7 @@ import { toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
 import { Model, loadModel } from './model.js';
-import { readKldBaseHeader } from './reference.js';
+import { kldTopKOption, readKldBaseHeader } from './reference.js';
 import { compareAccuracy, multipleChoice } from './multiple-choice.js';
 import type { TaskKind } from './multiple-choice/common.js';
 import { ResultsFile } from './results-file.js';
@@ -47,6 +47,8 @@ export interface SweepOptions {
    * once to `<out>.base.kld` and reused), or a base file path.
    */
   reference?: 'default' | string;
+  /** With reference 'default': write its base in the compact format, the top kldTopK log-probabilities per token (docs/kld-compact.md). */
+  kldTopK?: number;
   /** A routing profile from calibrate(), for points with expertScale 'calibrated'. */
   profile?: RoutingProfile;
   /**
@@ -114,7 +116,7 @@ export function gridPoints(grid: SweepGrid): Routing[] {
   return points;
 }
 
-const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'profile', 'accuracy', 'onPoint', 'onProgress', 'signal'] as const;
+const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'kldTopK', 'profile', 'accuracy', 'onPoint', 'onProgress', 'signal'] as const;
 
 /** A resolved routing's identity: two points with the same one evaluate the same graph. */
 function routingKey(r: ResolvedRouting): string {
@@ -134,6 +136,8 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
   const onProgress = optionalFunction<NonNullable<SweepOptions['onProgress']>>(o.onProgress, 'onProgress');
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   if (o.reference !== undefined && typeof o.reference !== 'string') throw new TypeError(expected("'default' or a base file path", 'reference', o.reference));
+  const kldTopK = kldTopKOption(o.kldTopK);
+  if (kldTopK !== undefined && o.reference !== 'default') throw new TypeError("kldTopK sets the format of the base sweep writes with reference 'default'; a base file is read in its own format");
   resolveContextOptions(o, 'sweep'); // sizes checked before anything is loaded
   const accuracy = o.accuracy === undefined ? undefined : optionsObject(o.accuracy, 'accuracy');
   if (accuracy) {
@@ -175,6 +179,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       batchSize: ctx.options.batchSize,
       chunks: chunks ?? null,
       reference: o.reference ?? null,
+      kldTopK, // absent from the key when not given, so earlier results files still resume
       ...(accuracy ? { accuracy: { task: accuracy.task, file: resolve(accuracy.file as string), tasks: accuracy.tasks ?? null } } : {}),
     };
     results = new ResultsFile<SweepRow>(out, { kind: 'sweep', basis });
@@ -182,13 +187,19 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     let reference: string | undefined;
     if (o.reference === 'default') {
       reference = `${out}.base.kld`;
-      const usable = existsSync(reference) && (await readKldBaseHeader(reference).then((h) => tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)), () => false));
+      const usable =
+        existsSync(reference) &&
+        (await readKldBaseHeader(reference).then(
+          (h) => h.topK === (kldTopK === undefined ? 0 : Math.min(kldTopK, h.vocabSize)) && tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)),
+          () => false,
+        ));
       if (!usable) {
         await evaluate(ctx, {
           tokens,
           ...(chunks ? { chunks } : {}),
           routing: {},
           saveReference: reference,
+          ...(kldTopK === undefined ? {} : { kldTopK }),
           signal,
           onProgress: (p) => onProgress?.({ point: 0, points: points.length, routing: 'default (the KL-divergence reference)', chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
         });

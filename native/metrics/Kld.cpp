@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <thread>
 
 #include "Perplexity.h"
+#include "util/ParallelRows.h"
 
 namespace moe_eval {
 
@@ -91,15 +91,6 @@ std::pair<double, float> CompareRow(const float * logits, int n_vocab, const uin
     kld.sum_p_diff4 += p_diff2 * p_diff2;
     kld.max_p_diff = std::max(kld.max_p_diff, std::fabs(p_diff));
     return std::make_pair(sum, p_diff);
-}
-
-template <typename F>
-void ParallelRows(int n, int n_threads, F && fn) {
-    const int n_workers = std::max(1, std::min(n_threads, n / 16 + 1));
-    std::vector<std::thread> threads;
-    for (int w = 1; w < n_workers; ++w) threads.emplace_back(fn, w, n_workers);
-    fn(0, n_workers);
-    for (auto & t : threads) t.join();
 }
 
 }  // namespace

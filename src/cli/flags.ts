@@ -81,6 +81,10 @@ export const textFlags = <T>(y: Argv<T>) =>
     .option('file', { alias: 'f', type: 'string', describe: "text file ('-' reads standard input)" })
     .option('chunks', { type: 'string', describe: 'evaluate at most this many chunks' });
 
+/** --kld-top-k K: the KL-divergence base a command writes is compact, the top K log-probabilities per token (docs/kld-compact.md). */
+export const kldTopKFlag = <T>(y: Argv<T>) =>
+  y.option('kld-top-k', { type: 'string', describe: "write the KL-divergence base compact: the top K log-probabilities per token (default: llama.cpp's full format; reading detects the format)" });
+
 export const jsonFlag = <T>(y: Argv<T>) => y.option('json', { type: 'boolean', default: false, describe: 'print the result alone as JSON on stdout (progress and notices go to stderr)' });
 
 /**

@@ -25,6 +25,7 @@ const API_TO_FLAG: [api: string, flag: string][] = [
   ['rpcServers', '--rpc'],
   ['saveReference', '--kl-divergence-base'],
   ['reference', '--kl-divergence-base'],
+  ['kldTopK', '--kld-top-k'],
 ];
 
 function escape(s: string): string {

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 
 import { BENCH_FORMATS, type BenchFormat, benchPrinter } from '../../bench-output.js';
 import { type BenchTest, bench } from '../../bench.js';
-import { contextFlags, flagName, intFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
+import { contextFlags, flagName, intFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
 import { loadModelFromArgs } from '../load.js';
 import { progress } from '../progress.js';
 import { routingGridFromArgs } from '../routing-args.js';
@@ -11,7 +11,7 @@ import { routingGridFromArgs } from '../routing-args.js';
 export const command = 'bench';
 export const describe = "prompt processing (pp) and generation (tg) tokens/s per routing, llama-bench's method and output, with KLD beside speed";
 export const builder = (y: Argv) =>
-  routingFlags(contextFlags(modelFlags(y)))
+  kldTopKFlag(routingFlags(contextFlags(modelFlags(y))))
     .option('n-prompt', { alias: 'p', type: 'string', describe: 'prompt lengths of the pp tests, comma-separated (default 512; 0: none)' })
     .option('n-gen', { alias: 'n', type: 'string', describe: 'generated tokens of the tg tests, comma-separated (default 128; 0: none)' })
     .option('n-gen-prompt', { alias: 'pg', type: 'string', array: true, describe: 'pp,tg: a test of a prompt then generation (repeatable)' })
@@ -53,6 +53,9 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const kldFile = stringFlag(a, 'kld');
   const c = intFlag(a, 'ctx-size');
   const chunks = intFlag(a, 'chunks');
+  if (a['kld-top-k'] !== undefined) {
+    throw new TypeError("--kld-top-k sets the format of a KL-divergence base file; bench --kld compares with the default routing in memory and writes none (perplexity, sweep and compare write bases)");
+  }
   if (!kldFile && (c !== undefined || chunks !== undefined)) throw new TypeError(`${c !== undefined ? flagName('ctx-size') : '--chunks'} sizes the --kld evaluation; give --kld FILE too`);
   const routings = await routingGridFromArgs(a);
   const repetitions = intFlag(a, 'repetitions');

@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { compare } from '../../compare.js';
 import { formatBitsPerWeight, formatDeltaPercent, formatKld, formatMiB, formatPercent, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
 import { writeReport } from '../../report/index.js';
-import { contextFlags, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { contextFlags, intFlag, jsonFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadOptionsFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { notice, progress } from '../progress.js';
@@ -14,7 +14,7 @@ import { routingGridFromArgs } from '../routing-args.js';
 export const command = 'compare';
 export const describe = 'compare models and quantization levels under routings against the first model (PPL, KLD, report)';
 export const builder = (y: Argv) =>
-  jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y)))))
+  kldTopKFlag(jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y))))))
     .option('model', { alias: 'm', type: 'string', array: true, demandOption: true, describe: 'GGUF files (repeat -m); the first, with its own routing, is the reference' })
     .option('quantize', { alias: 'q', type: 'string', describe: "also quantize the first model: types q8_0,q4_k_m,q2_k, or recipes separated by ';' ('q4_k_m; iq2_xxs+imatrix, attn=q6_k')" })
     .option('calibration-file', { type: 'string', describe: "the text '+imatrix' recipes collect their importance matrix on" })
@@ -31,6 +31,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const quantize = q.split(q.includes(';') ? ';' : ',').map((s) => s.trim()).filter(Boolean);
   const calibration = stringFlag(a, 'calibration-file');
   const loadOptions = loadOptionsFromArgs(a);
+  const kldTopK = intFlag(a, 'kld-top-k');
   const bar = progress('compare', !a.json);
   try {
     const r = await compare({
@@ -41,6 +42,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...(calibration ? { calibration: { file: calibration } } : {}),
       routings,
       cacheDir: stringFlag(a, 'cache-dir')!,
+      ...(kldTopK === undefined ? {} : { kldTopK }),
       ...contextFromArgs(a),
       signal,
       onEvent: (e) => {

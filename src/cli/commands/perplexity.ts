@@ -7,7 +7,7 @@ import { multipleChoice } from '../../multiple-choice.js';
 import type { TaskKind } from '../../multiple-choice/common.js';
 import { resolveRouting } from '../../routing.js';
 import { formatKld, formatPerplexity, formatStderr, formatTokensPerSecond } from '../../format.js';
-import { contextFlags, intFlag, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { contextFlags, intFlag, jsonFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { progress } from '../progress.js';
@@ -17,7 +17,7 @@ export const command = 'perplexity';
 export const describe = 'perplexity of a text under a routing (llama-perplexity compatible), optionally KL-divergence against a base';
 
 export const builder = (y: Argv) =>
-  jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y)))))
+  kldTopKFlag(jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y))))))
     .option('kl-divergence-base', { type: 'string', describe: 'without --kl-divergence: write this base file; with it: compare against it' })
     .option('kl-divergence', { type: 'boolean', default: false, describe: 'KL-divergence against --kl-divergence-base (llama-perplexity semantics)' })
     .option('hellaswag', { type: 'boolean', default: false, describe: 'HellaSwag accuracy on -f (llama-perplexity --hellaswag; its 6-line format)' })
@@ -45,6 +45,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   if (a.parallel !== undefined) throw new TypeError('-np (--parallel) applies to --hellaswag, --winogrande and --multiple-choice');
   const base = stringFlag(a, 'kl-divergence-base');
   if (a['kl-divergence'] && !base) throw new TypeError('--kl-divergence needs --kl-divergence-base FILE');
+  const kldTopK = intFlag(a, 'kld-top-k');
+  if (kldTopK !== undefined && (!base || a['kl-divergence'])) {
+    throw new TypeError('--kld-top-k sets the format of the base --kl-divergence-base writes (without --kl-divergence); a base being read is recognized by its header');
+  }
   const input = await textFromArgs(a, !a['kl-divergence']);
   const routing = await routingFromArgs(a, 'perplexity');
   const model = await loadModelFromArgs(a, signal);
@@ -54,7 +58,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...input,
       ...contextFromArgs(a),
       routing,
-      ...(base ? (a['kl-divergence'] ? { reference: base } : { saveReference: base }) : {}),
+      ...(base ? (a['kl-divergence'] ? { reference: base } : { saveReference: base, ...(kldTopK === undefined ? {} : { kldTopK }) }) : {}),
       signal,
       onProgress: (p) => bar.chunks(p.chunksDone, p.chunksTotal, `PPL ${formatPerplexity(p.perplexity)}`),
     });
@@ -83,6 +87,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
           ['Mean PPL(Q)/PPL(base)', pm(k.ratio, k.ratioUnc)],
           ['Mean PPL(Q)-PPL(base)', pm(k.difference, k.differenceUnc)],
           ['Mean KLD', pm(k.kldMean, k.kldUnc)],
+          ...(k.kldLowerBound === undefined ? [] : [['Mean KLD lower bound (compact base)', formatKld(k.kldLowerBound)]]),
           ['Maximum / 99.9% / 99% / 95% / 90% KLD', [k.kldMax, k.kld999, k.kld99, k.kld95, k.kld90].map(formatKld).join(' / ')],
           ['Median KLD', formatKld(k.kldMedian)],
           ['10% / 5% / 1% / 0.1% / minimum KLD', [k.kld10, k.kld5, k.kld1, k.kld01, k.kldMin].map(formatKld).join(' / ')],

@@ -7,7 +7,7 @@ import type { Model } from '../../model.js';
 import { writeReport } from '../../report/index.js';
 import type { ReportData, ResultRow } from '../../report/types.js';
 import { type SweepResult, sweep } from '../../sweep.js';
-import { contextFlags, intFlag, jsonFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { contextFlags, intFlag, jsonFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { notice, progress } from '../progress.js';
@@ -16,7 +16,7 @@ import { routingGridFromArgs } from '../routing-args.js';
 export const command = 'sweep';
 export const describe = 'evaluate every combination of routing flag values on one loaded model; results append to a JSONL file and a rerun resumes';
 export const builder = (y: Argv) =>
-  jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y)))))
+  kldTopKFlag(jsonFlag(routingFlags(textFlags(contextFlags(modelFlags(y))))))
     .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'results file (JSONL, created with its folder); rerunning with it resumes' })
     .option('kld', { type: 'boolean', default: false, describe: "KL-divergence against the model's own routing (its base is written once beside --out)" })
     .option('kl-divergence-base', { type: 'string', describe: 'KL-divergence against this base file instead' })
@@ -65,6 +65,8 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const routings = await routingGridFromArgs(a);
   const base = stringFlag(a, 'kl-divergence-base');
   if (base && a.kld) throw new TypeError('--kld and --kl-divergence-base both name a reference; give one');
+  const kldTopK = intFlag(a, 'kld-top-k');
+  if (kldTopK !== undefined && !a.kld) throw new TypeError('--kld-top-k sets the format of the base --kld writes beside --out; give --kld (a --kl-divergence-base file is read in its own format)');
   const given = (['hellaswag', 'winogrande', 'multiple-choice'] as const).filter((t) => a[`${t}-file`] !== undefined);
   if (given.length > 1) throw new TypeError(`--${given[0]}-file and --${given[1]}-file: give one task file`);
   for (const t of ['hellaswag', 'winogrande', 'multiple-choice']) if (a[`${t}-tasks`] !== undefined && a[`${t}-file`] === undefined) throw new TypeError(`--${t}-tasks needs --${t}-file`);
@@ -80,7 +82,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...contextFromArgs(a),
       routings,
       out: stringFlag(a, 'out')!,
-      ...(base ? { reference: base } : a.kld ? { reference: 'default' } : {}),
+      ...(base ? { reference: base } : a.kld ? { reference: 'default', ...(kldTopK === undefined ? {} : { kldTopK }) } : {}),
       ...(accuracy ? { accuracy } : {}),
       signal,
       onProgress: (p) => {
