@@ -222,11 +222,14 @@ const RULES = ['none', 'seed-uniform', 'uniform'];
 // 12 points, none of them the model's own routing (at 8 experts every rule is the default routing)
 const GRID = EXPERTS.flatMap((e) => RULES.map((s) => ({ experts: e, expertScale: s })));
 
+// fewer points (for the 10 GB model within the CPU lock's time): a product of expert counts and rules, so
+// that moe-eval still runs them as one sweep, with a mean expert count near the full grid's 5.5
+const SUBSETS = { 2: [[4, 6], ['uniform']], 4: [[4, 6], ['none', 'uniform']], 6: [[2, 4, 10], ['none', 'uniform']] };
 function pickPoints(n) {
   if (n >= GRID.length) return GRID;
-  // spread over the expert counts: every rule of the first counts, in grid order of experts
-  const order = [0, 11, 4, 7, 1, 10, 5, 8, 2, 9, 3, 6];
-  return order.slice(0, n).sort((a, b) => a - b).map((i) => GRID[i]);
+  const [experts, rules] = SUBSETS[n] ?? [];
+  if (!experts) throw new RangeError(`--points takes 2, 4, 6 or 12, not ${n}`);
+  return experts.flatMap((e) => rules.map((r) => ({ experts: e, expertScale: r })));
 }
 
 const evalFlags = (chunks) => ['-c', '512', '-b', '2048', '-t', '2', '--chunks', String(chunks)];
@@ -392,6 +395,112 @@ async function runSize(size) {
   if (!opt.keep && size !== 'tiny') console.log(`(kept ${model} for the next run; delete ${dir} at the end)`);
 }
 
+// ---- the cost model, fitted from every size's results ----------------------------------------------
+
+/** Least squares y = a·x + c. */
+function linear(xs, ys) {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  const a = sxy / sxx;
+  return { a, c: my - a * mx };
+}
+
+function fitCostModel() {
+  const runs = new Map();
+  for (const l of readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean)) {
+    const r = JSON.parse(l);
+    if (r.size === 'tiny') continue;
+    if (r.warm) runs.set(r.size, { ...r, reconfigure: runs.get(r.size)?.reconfigure ?? r.reconfigure });
+    else if (r.reconfigure && runs.has(r.size)) runs.get(r.size).reconfigure = r.reconfigure;
+  }
+  const all = [...runs.values()].sort((a, b) => a.fileBytes - b.fileBytes);
+  console.log(`cost model from ${all.length} sizes (${all.map((r) => `${(r.fileBytes / GB).toFixed(2)} GB`).join(', ')}); medians per point, warm unless said`);
+  const perSize = all.map((r) => {
+    const geo = r.geometry ?? activeGeometry(r.model);
+    const t = r.warm.theirs.rows;
+    const scaled = t.filter((x) => x.expertScale !== 'none');
+    return {
+      gb: r.fileBytes / GB,
+      geo,
+      tokens: r.chunks * 512,
+      rewrite: median(t.map((x) => x.rewriteMs)) / 1000,
+      rewriteScaled: median(scaled.map((x) => x.rewriteMs)) / 1000,
+      load: median(t.map((x) => x.loadMs)) / 1000,
+      coldRewrite: r.cold ? median(r.cold.theirs.rows.map((x) => x.rewriteMs)) / 1000 : NaN,
+      coldLoad: r.cold ? median(r.cold.theirs.rows.map((x) => x.loadMs)) / 1000 : NaN,
+      ours: r.warm.ours.rows.map((x) => ({ ms: x.elapsedMs, experts: x.experts ?? Number(/experts=(\d+)/.exec(x.routing)[1]) })),
+      oursStart: (r.warm.ours.wallMs - r.warm.ours.rows.reduce((a, x) => a + x.elapsedMs, 0)) / 1000,
+      oursColdStart: r.cold ? (r.cold.ours.wallMs - r.cold.ours.rows.reduce((a, x) => a + x.elapsedMs, 0)) / 1000 : NaN,
+      r,
+    };
+  });
+  const rw = linear(perSize.map((x) => x.gb), perSize.map((x) => x.rewrite));
+  const ld = linear(perSize.map((x) => x.gb), perSize.map((x) => x.load));
+  const st = linear(perSize.map((x) => x.gb), perSize.map((x) => x.oursStart));
+  const cold = perSize.filter((x) => Number.isFinite(x.coldRewrite));
+  const crw = cold.length >= 2 ? linear(cold.map((x) => x.gb), cold.map((x) => x.coldRewrite)) : null;
+  const cld = cold.length >= 2 ? linear(cold.map((x) => x.gb), cold.map((x) => x.coldLoad)) : null;
+  const cst = cold.length >= 2 ? linear(cold.map((x) => x.gb), cold.map((x) => x.oursColdStart)) : null;
+  // evaluation: seconds = b × tokens × active parameters (+ c per point), over every evaluated point
+  const xs = [];
+  const ys = [];
+  for (const x of perSize) for (const p of x.ours) {
+    xs.push(x.tokens * activeParameters(x.geo, p.experts));
+    ys.push(p.ms / 1000);
+  }
+  const ev = linear(xs, ys);
+  for (const x of perSize) {
+    console.log(`  ${x.gb.toFixed(2)} GB: rewrite ${x.rewrite.toFixed(2)} s (scaled points ${x.rewriteScaled.toFixed(2)} s), load ${x.load.toFixed(2)} s, moe-eval start + load ${x.oursStart.toFixed(2)} s; cold: rewrite ${x.coldRewrite.toFixed(2)} s, load ${x.coldLoad.toFixed(2)} s, moe-eval start + load ${x.oursColdStart.toFixed(2)} s`);
+  }
+  const f = (v, d = 2) => v.toFixed(d);
+  line('old way: rewrite (moe-eval export), warm', `${f(rw.a)} s/GB + ${f(rw.c)} s`);
+  line('old way: llama-perplexity load, warm', `${f(ld.a)} s/GB + ${f(ld.c)} s`);
+  if (crw) line('old way: rewrite, cold (source read from disk, variant written to disk)', `${f(crw.a)} s/GB + ${f(crw.c)} s`);
+  if (cld) line('old way: llama-perplexity load, cold', `${f(cld.a)} s/GB + ${f(cld.c)} s`);
+  line('moe-eval: process start + the one load, warm', `${f(st.a)} s/GB + ${f(st.c)} s`);
+  if (cst) line('moe-eval: process start + the one load, cold', `${f(cst.a)} s/GB + ${f(cst.c)} s`);
+  line('evaluation (both sides), f16, -t 2', `${f(ev.a * 1e12, 3)} s per 10¹² token·active-parameters + ${f(ev.c)} s per point (${(1 / ev.a / 1e9).toFixed(1)} G token·params/s)`);
+  const predict = (gbs, active, tokens, points, coldCache) => {
+    const perPointOld = (coldCache && crw ? crw.a * gbs + crw.c : rw.a * gbs + rw.c) + (coldCache && cld ? cld.a * gbs + cld.c : ld.a * gbs + ld.c);
+    const e = ev.a * tokens * active + ev.c;
+    const startOurs = coldCache && cst ? cst.a * gbs + cst.c : st.a * gbs + st.c;
+    return { old: points * (perPointOld + e), ours: startOurs + points * e, ratio: (points * (perPointOld + e)) / (startOurs + points * e) };
+  };
+  // the fitted model against the measured sweeps
+  for (const x of perSize) {
+    const meanActive = x.ours.reduce((a, p) => a + activeParameters(x.geo, p.experts), 0) / x.ours.length;
+    const p = predict(x.gb, meanActive, x.tokens, x.ours.length, false);
+    const measured = x.r.warm.theirs.wallMs / x.r.warm.ours.wallMs;
+    line(`  check at ${x.gb.toFixed(2)} GB (${x.ours.length} points)`, `predicted ${f(p.ratio)}×, measured ${f(measured)}×`);
+  }
+  // users' models, active parameters at the grid's mean expert count (5.5): Qwen3-30B-A3B in f16 (61 GB;
+  // 48 layers, 32 query heads of 128, 151,936-token head), a 200 GB model of the same bytes per active
+  // parameter, and Qwen3-235B-A22B in q6_K (193 GB; 94 layers, hidden 4096, 64 query heads of 128,
+  // expert FF 1536) — its evaluation rate taken as f16's, which is an approximation
+  const a3b = activeParameters({ layers: 48, dense: 2048 * 4096 * 2 + 2048 * 512 * 2 + 2048 * 128, expert: 3 * 2048 * 768, head: 151936 * 2048 }, 5.5);
+  const a22b = activeParameters({ layers: 94, dense: 4096 * 8192 * 2 + 4096 * 512 * 2 + 4096 * 128, expert: 3 * 4096 * 1536, head: 151936 * 4096 }, 5.5);
+  const predictions = [];
+  for (const [name, gbs, active] of [
+    ['Qwen3-30B-A3B f16, 61 GB', 61.1, a3b],
+    ['200 GB, A3B-f16 bytes per active param', 200, (a3b * 200) / 61.1],
+    ['Qwen3-235B-A22B q6_K, 193 GB', 193, a22b],
+  ]) {
+    for (const coldCache of [false, true]) {
+      const p = predict(gbs, active, 4096, 12, coldCache);
+      predictions.push({ name, gbs, active, coldCache, ...p });
+      line(`predicted: ${name}, ${(active / 1e9).toFixed(1)} B active, ${coldCache ? 'cold' : 'warm'}`, `12 points × 8×512 tokens: old way ${(p.old / 60).toFixed(0)} min, moe-eval ${(p.ours / 60).toFixed(0)} min: ${f(p.ratio)}×`);
+    }
+  }
+  return { rw, ld, crw, cld, st, cst, ev, predictions };
+}
+
 function report(label, ours, theirs, fileBytes, points) {
   const rows = theirs.rows;
   const evalMs = ours.rows.map((r) => r.elapsedMs);
@@ -412,8 +521,7 @@ function report(label, ours, theirs, fileBytes, points) {
 }
 
 if (opt['model-fit']) {
-  const { fit } = await import('./gb-scale-fit.mjs');
-  fit(resultsFile);
+  fitCostModel();
 } else if (opt.prepare) {
   const path = await ensureModel(opt.size);
   console.log(path, activeGeometry(path));
