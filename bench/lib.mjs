@@ -132,8 +132,8 @@ export function dropCache(path) {
 
 /** The share of a file's pages in the page cache, 0–1 (util-linux fincore). */
 export function cachedShare(path) {
-  const [res, pages] = execFileSync('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES,PAGES', path], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-  return pages ? res / (pages * 4096) : 0;
+  const [res, size] = execFileSync('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES,SIZE', path], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  return size ? res / size : 0;
 }
 
 export function machine() {
