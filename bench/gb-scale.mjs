@@ -34,6 +34,7 @@ const { values: opt } = parseArgs({
     'model-fit': { type: 'boolean', default: false },
     'no-reconfigure': { type: 'boolean', default: false },
     prepare: { type: 'boolean', default: false },
+    'reconfigure-only': { type: 'boolean', default: false },
   },
 });
 
@@ -522,6 +523,11 @@ function report(label, ours, theirs, fileBytes, points) {
 
 if (opt['model-fit']) {
   fitCostModel();
+} else if (opt['reconfigure-only']) {
+  const model = await ensureModel(opt.size);
+  const rc = await reconfigure(model);
+  console.log(`${model}: reconfiguration ${rc.reconfigureMs.toFixed(1)} ms (chunk ${s(rc.chunkMs)}), routing overhead ${rc.overheadPct.toFixed(2)} %, context ${(rc.contextBytes / 2 ** 20).toFixed(0)} MiB`);
+  appendFileSync(resultsFile, JSON.stringify({ size: opt.size, reconfigure: rc, date: new Date().toISOString() }) + '\n');
 } else if (opt.prepare) {
   const path = await ensureModel(opt.size);
   console.log(path, activeGeometry(path));
