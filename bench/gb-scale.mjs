@@ -11,7 +11,11 @@
 // converted to f16 with llama.cpp's quantizer, and stacked to the depth by a GGUF writer below (every
 // layer a copy of the generated one: the timings do not depend on the values).
 //
-//   node bench/gb-scale.mjs --size 1|4|10 [--points 12] [--cold] [--dir /work/big-bench] [--keep]
+//   node bench/gb-scale.mjs --size 1|4|10|tiny [--points 12|6|4|2] [--cold] [--cold-points 2] [--dir /work/big-bench]
+//   node bench/gb-scale.mjs --size 10 --prepare          generate / stack the model only
+//   node bench/gb-scale.mjs --size 10 --reconfigure-only  reconfiguration and routing overhead only
+//   node bench/gb-scale.mjs --model-fit                  the cost model from every size's results
+// The models (1.5 + 4 + 10 GB) stay in --dir for the next run: delete it when done.
 //
 // Run each size under the CPU lock: flock /tmp/moe-eval-cpu.lock node bench/gb-scale.mjs --size 4
 // Results are appended to <dir>/gb-scale.jsonl; `--model-fit` prints the cost model from that file.
@@ -29,7 +33,6 @@ const { values: opt } = parseArgs({
     cold: { type: 'boolean', default: false },
     'cold-points': { type: 'string', default: '2' },
     dir: { type: 'string', default: '/work/big-bench' },
-    keep: { type: 'boolean', default: false },
     chunks: { type: 'string', default: '8' },
     'model-fit': { type: 'boolean', default: false },
     'no-reconfigure': { type: 'boolean', default: false },
@@ -393,7 +396,7 @@ async function runSize(size) {
     line('peak RSS of the whole sweep against llama-perplexity for one point', `${gb(ours.peak)} vs ${gb(lpPeak)}: ${(ours.peak / lpPeak).toFixed(2)}`, { ok: ours.peak <= 1.1 * lpPeak, text: '≤ 1.10' });
   }
   appendFileSync(resultsFile, JSON.stringify({ size, reconfigure: result.reconfigure, date: result.date }) + '\n');
-  if (!opt.keep && size !== 'tiny') console.log(`(kept ${model} for the next run; delete ${dir} at the end)`);
+  console.log(`(kept ${model} for the next run; delete ${dir} when done)`);
 }
 
 // ---- the cost model, fitted from every size's results ----------------------------------------------
