@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: every figure is a ratio against a peer measured in the same run,
 // alternating runs, median of several, because timings on shared machines are noisy.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -86,6 +86,54 @@ export function llamaPerplexityPeakRss(args) {
       else resolve(peak);
     });
   });
+}
+
+/**
+ * Runs a command and measures it from the outside: wall time (ms) and peak RSS in bytes (VmHWM, read
+ * from /proc every few ms while it runs; it counts the mapped model file's resident pages too).
+ * Linux only. Rejects on a non-zero exit with the command's stderr tail.
+ */
+export function runMeasured(cmd, args, { env } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let peak = 0;
+    const read = () => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+      } catch {
+        // exited between two reads
+      }
+    };
+    const timer = setInterval(read, 5);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      const ms = performance.now() - t0;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.slice(-2000)}`));
+      else resolve({ ms, peak, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Drops a file's pages from the page cache (posix_fadvise DONTNEED through coreutils dd; written pages
+ * are synced first, since dirty pages cannot be dropped). Only this file: the rest of the cache stays.
+ */
+export function dropCache(path) {
+  execFileSync('sync', [path]);
+  execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+/** The share of a file's pages in the page cache, 0–1 (util-linux fincore). */
+export function cachedShare(path) {
+  const [res, size] = execFileSync('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES,SIZE', path], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  return size ? res / size : 0;
 }
 
 export function machine() {
