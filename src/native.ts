@@ -85,7 +85,7 @@ export interface NativeEvaluation {
   scoringMs: number;
   /** k̄ per layer, measured from the graph (-1 where a layer has no experts). */
   expertsPerLayer: number[];
-  chunks: { index: number; meanNll: number; perplexity: number; count: number }[];
+  chunks: { index: number; meanNll: number; perplexity: number; count: number; sumNll: number; sumNll2: number; sumKld?: number; sumKld2?: number; sameTop?: number }[];
   kld?: NativeKld;
   baseWriterPerplexity?: number;
 }
@@ -93,6 +93,7 @@ export interface NativeEvaluation {
 export interface NativeEvaluateOptions {
   chunkSize: number;
   chunks?: number;
+  firstChunk?: number;
   baseFile?: string;
   baseDataOffset?: number;
   writeBaseFile?: string;
