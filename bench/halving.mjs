@@ -4,7 +4,8 @@
 // held-out text; the bar: halving chooses the full grid's best point (lowest perplexity) while decoding
 // at least 5× fewer tokens. Prints both token counts, their ratio, both best points, the wall times, and
 // checks that every point halving kept to the end has the full grid's numbers.
-// Options: CHUNKS (default: all 254 chunks of 256 tokens), INITIAL (c_0; default the sweep's), ALPHA.
+// Options: METRIC=kld (KL-divergence against the default routing), CHUNKS (default: all 254 chunks of 256
+// tokens), INITIAL (c_0; default the sweep's), ALPHA, REUSE_GRID=1.
 // Hold the CPU lock while this runs.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,14 +24,15 @@ const points = kld
 const common = { ...points, file: demoText, contextSize: 256, batchSize: 1024, ...(kld ? { reference: 'default' } : {}), ...(env('CHUNKS') ? { chunks: env('CHUNKS') } : {}) };
 
 const model = await loadModel(demoModel);
-const outGrid = join(work, 'halving-grid.jsonl');
 const outHalving = join(work, 'halving-halving.jsonl');
-for (const f of [outGrid, outHalving]) rmSync(f, { force: true });
+// REUSE_GRID=1 keeps the full grid's results file (it resumes to the same rows at once; its wall time is then not measured)
+const outGridFile = join(work, `halving-grid-${kld ? 'kld' : 'nll'}-${env('CHUNKS') ?? 'all'}.jsonl`);
+for (const f of [...(process.env.REUSE_GRID ? [] : [outGridFile, `${outGridFile}.base.kld`]), outHalving, `${outHalving}.base.kld`]) rmSync(f, { force: true });
 
 const best = (rows) => rows.reduce((b, r) => ((kld ? r.kldMean < b.kldMean : r.nll < b.nll) ? r : b));
 const same = (a, b) => Math.abs(a - b) <= 1e-12 * Math.abs(b);
 let t = performance.now();
-const full = await sweep(model, { ...common, out: outGrid });
+const full = await sweep(model, { ...common, out: outGridFile });
 const gridMs = performance.now() - t;
 t = performance.now();
 const h = await sweep(model, {
