@@ -126,7 +126,8 @@ export async function runHalving(s: HalvingSetup): Promise<{ rows: SweepRow[]; r
   const metric: 'nll' | 'kld' = s.reference ? 'kld' : 'nll';
   const textChunks = s.reference && s.reference !== '' ? (await readKldBaseHeader(s.reference)).chunks : Math.floor(s.tokens.length / contextSize);
   const N = Math.min(s.chunks ?? textChunks, textChunks);
-  const c0 = Math.min(N, s.initialChunks ?? defaultInitialChunks(N));
+  // one point alone has nothing to be compared with: it gets every chunk
+  const c0 = points.length === 1 ? N : Math.min(N, s.initialChunks ?? defaultInitialChunks(N));
   const R = 1 + Math.ceil(Math.log2(N / c0));
   const alpha = s.alpha;
 
