@@ -110,6 +110,7 @@ EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context
     options.n_ctx = (int) IntegerOption(env, o, "chunkSize", 0, 4, INT32_MAX, where);
     if (o.Get("chunkSize").IsUndefined()) ThrowInvalidArg(env, where + ".chunkSize: required");
     options.n_chunks = (int) IntegerOption(env, o, "chunks", -1, 1, INT32_MAX, where);
+    options.first_chunk = (int) IntegerOption(env, o, "firstChunk", 0, 0, INT32_MAX, where);
     options.base_file = StringOption(env, o, "baseFile", where);
     if (!options.base_file.empty()) {
         options.base_data_offset = (uint64_t) IntegerOption(env, o, "baseDataOffset", 0, 0, INT64_MAX / 2, where);
@@ -183,7 +184,11 @@ void EvaluateWorker::Run() {
                                                     " tokens to evaluate perplexity with a context of " + std::to_string(n_ctx) +
                                                     "; the text tokenizes to only " + std::to_string(tokens_.size()));
     }
-    const int n_chunk_max = (int) tokens_.size() / n_ctx;
+    // chunks [first, first + n_chunk) of the text's chunks (first > 0: a piece of a longer evaluation)
+    const int first = options_.first_chunk;
+    const int n_chunk_max = (int) tokens_.size() / n_ctx - first;
+    if (n_chunk_max < 1) throw NativeError("ERR_INVALID_ARG", "firstChunk is past the last chunk of the text");
+    if (first > 0 && !options_.write_base_file.empty()) throw NativeError("ERR_INVALID_ARG", "a base file is written from the first chunk");
     const int n_chunk = options_.n_chunks < 0 ? n_chunk_max : std::min(options_.n_chunks, n_chunk_max);
     n_chunk_ = n_chunk;
 
@@ -207,9 +212,9 @@ void EvaluateWorker::Run() {
         base_in.reset(fopen(options_.base_file.c_str(), "rb"));
         if (!base_in) throw NativeError("ERR_FILE", "cannot open " + options_.base_file);
 #ifdef _WIN32
-        const int seek = _fseeki64(base_in.get(), (__int64) options_.base_data_offset, SEEK_SET);
+        const int seek = _fseeki64(base_in.get(), (__int64) (options_.base_data_offset + (uint64_t) first * n_scored * (base_k > 0 ? base_rec : nv * sizeof(uint16_t))), SEEK_SET);
 #else
-        const int seek = fseeko(base_in.get(), (off_t) options_.base_data_offset, SEEK_SET);
+        const int seek = fseeko(base_in.get(), (off_t) (options_.base_data_offset + (uint64_t) first * n_scored * (base_k > 0 ? base_rec : nv * sizeof(uint16_t))), SEEK_SET);
 #endif
         if (seek != 0) throw NativeError("ERR_FILE", "cannot seek in " + options_.base_file);
     }
@@ -270,8 +275,9 @@ void EvaluateWorker::Run() {
     };
 
     try {
-        for (int i = 0; i < n_chunk; i += k.n_seq) {
-            const int n_seq_batch = std::min(k.n_seq, n_chunk - i);
+        for (int done = 0; done < n_chunk; done += k.n_seq) {
+            const int i = first + done;  // the text's chunk index
+            const int n_seq_batch = std::min(k.n_seq, n_chunk - done);
 
             if (reference_) {  // the base for these chunks, from the reference context under its own routing
                 ScopedRouting routing(reference_->hook_routing());
@@ -297,18 +303,21 @@ void EvaluateWorker::Run() {
                 const auto t_score = std::chrono::steady_clock::now();
                 const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
                 const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
-                chunks_.push_back({i + seq, s});
+                chunks_.push_back({i + seq, s, {}});
                 total_ += s;
                 if (kld_mode_) {
-                    const size_t at = (size_t) (i + seq) * n_scored;
+                    // per chunk first, then into the total: pieces of an evaluation add up to the whole in the same order
+                    const size_t at = (size_t) (done + seq) * n_scored;
+                    KldSums & chunk_kld = chunks_.back().kld;
                     if (base_k > 0) {
                         const std::string bad = CompareCompactRows(rows, n_vocab, compact_rows.data() + (size_t) seq * n_scored * base_rec, base_layout, next,
-                                                                   n_scored, options_.n_threads, kld_, kld_bound_sum_, kld_values_.data() + at, p_diff_values_.data() + at);
+                                                                   n_scored, options_.n_threads, chunk_kld, kld_bound_sum_, kld_values_.data() + at, p_diff_values_.data() + at);
                         if (!bad.empty()) throw NativeError("ERR_KLD_BASE", "the base file " + options_.base_file + " is damaged in chunk " + std::to_string(i + seq) + ": " + bad);
                     } else {
-                        CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, kld_,
+                        CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, chunk_kld,
                                     kld_values_.data() + at, p_diff_values_.data() + at);
                     }
+                    kld_ += chunk_kld;
                 }
                 if (base_out && write_k > 0) {
                     base_total_ += CompactRows(rows, n_vocab, next, n_scored, write_layout, (uint64_t) (i + seq) * n_scored, options_.n_threads, out_records.data());
@@ -320,7 +329,7 @@ void EvaluateWorker::Run() {
                 scoring_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_score).count();
             });
 
-            progress_.Send<ProgressEvent>({i + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
+            progress_.Send<ProgressEvent>({done + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
                 Napi::Object o = Napi::Object::New(env);
                 o.Set("chunksDone", e.chunks_done);
                 o.Set("chunksTotal", e.chunks_total);
@@ -367,6 +376,14 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         c.Set("meanNll", e.mean_nll);
         c.Set("perplexity", e.perplexity);
         c.Set("count", (double) chunks_[i].sums.count);
+        // the sums the totals are made of, so that pieces of an evaluation combine exactly (src/chunk-sums.ts)
+        c.Set("sumNll", chunks_[i].sums.nll);
+        c.Set("sumNll2", chunks_[i].sums.nll2);
+        if (kld_mode_) {
+            c.Set("sumKld", chunks_[i].kld.sum_kld);
+            c.Set("sumKld2", chunks_[i].kld.sum_kld2);
+            c.Set("sameTop", (double) chunks_[i].kld.n_same_top);
+        }
         chunks.Set(i, c);
     }
     o.Set("chunks", chunks);

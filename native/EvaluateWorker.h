@@ -25,6 +25,7 @@ class Context;
 struct EvaluateOptions {
     int n_ctx = 512;               // tokens per chunk
     int n_chunks = -1;             // -1: all that fit
+    int first_chunk = 0;           // evaluate chunks [first_chunk, first_chunk + n_chunks) (a piece of the whole)
     int n_threads = 4;             // for scoring logits
     std::string base_file;         // compare with this base file (its tokens arrive as `tokens`)
     uint64_t base_data_offset = 0; // where the log-probabilities start in base_file
@@ -37,11 +38,12 @@ struct EvaluateOptions {
 struct ChunkResult {
     int index;
     NllSums sums;
+    KldSums kld;  // in KL-divergence mode
 };
 
 class EvaluateWorker final : public PromiseWorker {
 public:
-    // evaluate(tokens: Int32Array, { chunkSize, chunks, baseFile, baseDataOffset, baseTopK, baseTailSamples, writeBaseFile, writeBaseTopK, reference }, onProgress?)
+    // evaluate(tokens: Int32Array, { chunkSize, chunks, firstChunk, baseFile, baseDataOffset, baseTopK, baseTailSamples, writeBaseFile, writeBaseTopK, reference }, onProgress?)
     static EvaluateWorker * Create(const Napi::CallbackInfo & info, Context * owner);
 
 protected:

@@ -12,6 +12,7 @@
 #include "gguf/GgufInfo.h"
 #include "gguf/GgufRewrite.h"
 #include "llama.h"
+#include "metrics/Combine.h"
 #include "util/ReleaseMemory.h"
 
 namespace {
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     moe_eval::InitImatrixFile(env, exports);
     moe_eval::InitRpcServer(env, exports);
     moe_eval::InitSystem(env, exports);
+    moe_eval::InitCombine(env, exports);
     return exports;
 }
 

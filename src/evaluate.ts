@@ -8,6 +8,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { Model } from './model.js';
+import { native } from './native.js';
 import { kldTopKOption, readKldBaseHeader } from './reference.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
@@ -30,6 +31,12 @@ export interface EvaluateOptions {
   threads?: number;
   /** At most this many chunks (llama-perplexity's --chunks). */
   chunks?: number;
+  /**
+   * Start at this chunk of the text (0-based; default 0): evaluate chunks [firstChunk, firstChunk + chunks).
+   * Chunk i is always tokens [i·contextSize, (i+1)·contextSize), so an evaluation done in pieces has the
+   * same chunks as one done whole, and combineChunks() of the pieces' chunks gives the whole's numbers.
+   */
+  firstChunk?: number;
   routing?: Routing;
   /**
    * KL-divergence base: another Model (evaluated with its default routing), a Context (with its own
@@ -53,10 +60,68 @@ export interface EvaluateOptions {
 export type KldResult = import('./native.js').NativeKld;
 
 export interface ChunkResult {
+  /** The chunk's index in the text (tokens [index·contextSize, (index+1)·contextSize)). */
   index: number;
   /** Mean negative log-likelihood of the chunk's scored tokens (nats). */
   nll: number;
   perplexity: number;
+  /** Scored tokens of the chunk. */
+  count: number;
+  /** Σ NLL and Σ NLL² over the chunk's scored tokens: the sums the totals are made of (combineChunks()). */
+  sumNll: number;
+  sumNll2: number;
+  /** Against a reference: the chunk's mean KLD, Σ KLD, Σ KLD², and the tokens whose top token is the reference's. */
+  kld?: { mean: number; sum: number; sum2: number; sameTop: number };
+}
+
+/** The totals of a set of chunks (e.g. the pieces of an evaluation done in parts), combineChunks(). */
+export interface ChunkTotals {
+  perplexity: number;
+  stderr: number;
+  nll: number;
+  /** Scored tokens. */
+  count: number;
+  kldMean: number | null;
+  kldUnc: number | null;
+  sameTop: number | null;
+}
+
+/**
+ * The perplexity, its ±, the mean NLL and (against a reference) mean KLD ± and same-top of a set of
+ * chunks, from their sums, added in index order as the native loop adds them: the chunks of an
+ * evaluation done in pieces give the numbers of the evaluation done whole. The formulas are
+ * llama-perplexity's, applied by the same native code as a whole evaluation's (native/metrics/Combine.cpp).
+ */
+export function combineChunks(chunks: readonly ChunkResult[]): ChunkTotals {
+  const sorted = [...chunks].sort((a, b) => a.index - b.index);
+  let nll = 0;
+  let nll2 = 0;
+  let count = 0;
+  let kld = 0;
+  let kld2 = 0;
+  let sameTop = 0;
+  const withKld = sorted.length > 0 && sorted.every((c) => c.kld);
+  for (const c of sorted) {
+    nll += c.sumNll;
+    nll2 += c.sumNll2;
+    count += c.count;
+    if (withKld) {
+      kld += c.kld!.sum;
+      kld2 += c.kld!.sum2;
+      sameTop += c.kld!.sameTop;
+    }
+  }
+  if (count === 0) return { perplexity: 0, stderr: 0, nll: 0, count: 0, kldMean: null, kldUnc: null, sameTop: null };
+  const e = native().estimateFromSums({ nll, nll2, count, ...(withKld ? { kld: { sum: kld, sum2: kld2, sameTop } } : {}) });
+  return {
+    perplexity: e.perplexity,
+    stderr: e.stderr,
+    nll: e.nll,
+    count,
+    kldMean: e.kldMean ?? null,
+    kldUnc: e.kldUnc ?? null,
+    sameTop: e.sameTop ?? null,
+  };
 }
 
 export interface EvaluateResult {
@@ -95,7 +160,7 @@ export interface EvaluateResult {
 
 /** What to evaluate: exactly one of these, in every function that reads text (inputTokens()). */
 export const INPUT_OPTIONS = ['text', 'tokens', 'file'] as const;
-const EVALUATE_OPTIONS = [...INPUT_OPTIONS, 'chunks', 'reference', 'saveReference', 'kldTopK', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
+const EVALUATE_OPTIONS = [...INPUT_OPTIONS, 'chunks', 'firstChunk', 'reference', 'saveReference', 'kldTopK', 'onProgress', 'signal', ...CONTEXT_OPTIONS] as const;
 
 /** Reads the text or tokens named by `o` (exactly one of text, tokens, file). @internal */
 export async function inputTokens(model: Model, o: Record<string, unknown>, where: string, fallback?: Int32Array): Promise<Int32Array> {
@@ -132,6 +197,8 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   const signal = optionalSignal(o.signal, 'signal');
   const onProgress = optionalFunction<(p: EvaluateProgress) => void>(o.onProgress, 'onProgress');
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
+  const firstChunk = o.firstChunk === undefined ? 0 : integer(o.firstChunk, 'firstChunk', 0, 2 ** 31 - 1);
+  if (firstChunk > 0 && o.saveReference !== undefined) throw new TypeError('saveReference writes a base from the first chunk; it cannot be combined with firstChunk');
   if (signal?.aborted) throw toAbortReason(signal);
 
   if (target instanceof Context) {
@@ -166,11 +233,14 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     if (contextSize !== base.contextSize) {
       throw new MoeEvalError('ERR_KLD_BASE', `The base ${base.path} was made with contextSize ${base.contextSize}; this evaluation uses contextSize ${contextSize} (use the base's, or make a new base)`);
     }
-    if (chunks !== undefined && chunks > base.chunks) {
-      throw new RangeError(`Expected at most ${base.chunks} for chunks: the base ${base.path} holds ${base.chunks} chunks, but received ${chunks}`);
+    if (firstChunk >= base.chunks) {
+      throw new RangeError(`Expected less than ${base.chunks} for firstChunk: the base ${base.path} holds ${base.chunks} chunks, but received ${firstChunk}`);
+    }
+    if (chunks !== undefined && firstChunk + chunks > base.chunks) {
+      throw new RangeError(`Expected at most ${base.chunks - firstChunk} for chunks: the base ${base.path} holds ${base.chunks} chunks${firstChunk ? ` (from firstChunk ${firstChunk})` : ''}, but received ${chunks}`);
     }
   }
-  const chunksFor = (n: number | undefined) => (base ? Math.min(n ?? base.chunks, base.chunks) : n);
+  const chunksFor = (n: number | undefined) => (base ? Math.min(n ?? base.chunks - firstChunk, base.chunks - firstChunk) : n);
 
   const run = async (ctx: Context, refCtx: Context | undefined): Promise<EvaluateResult> => {
     let tokens = await inputTokens(model, o, 'evaluate()', base?.tokens);
@@ -185,12 +255,16 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     if (tokens.length < 2 * contextSize) {
       throw new MoeEvalError('ERR_TEXT_TOO_SHORT', `You need at least ${2 * contextSize} tokens to evaluate perplexity with a context of ${contextSize}; the input tokenizes to only ${tokens.length}`);
     }
+    if (firstChunk >= Math.floor(tokens.length / contextSize)) {
+      throw new RangeError(`Expected less than ${Math.floor(tokens.length / contextSize)} for firstChunk: the text has ${Math.floor(tokens.length / contextSize)} chunks of ${contextSize} tokens, but received ${firstChunk}`);
+    }
     if (refCtx && (refCtx.options.contextSize !== ctx.options.contextSize || refCtx.options.batchSize !== ctx.options.batchSize)) {
       throw new TypeError(`The reference context must have the same contextSize and batchSize (${ctx.options.contextSize}, ${ctx.options.batchSize}); received ${refCtx.options.contextSize}, ${refCtx.options.batchSize}`);
     }
     const c = chunksFor(chunks);
     const native = {
       ...(c === undefined ? {} : { chunks: c }),
+      ...(firstChunk ? { firstChunk } : {}),
       ...(base ? { baseFile: base.path, baseDataOffset: base.dataOffset, baseTopK: base.topK, baseTailSamples: base.tailSamples } : {}),
       ...(o.saveReference ? { writeBaseFile: resolvePath(o.saveReference as string), ...(kldTopK ? { writeBaseTopK: kldTopK } : {}) } : {}),
       ...(refCtx ? { reference: refCtx.nativeWithRouting() } : {}),
@@ -246,7 +320,15 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     nll: raw.meanNll,
     tokens: nTokens,
     scoredTokens: raw.count,
-    chunks: raw.chunks.map((c) => ({ index: c.index, nll: c.meanNll, perplexity: c.perplexity })),
+    chunks: raw.chunks.map((c) => ({
+      index: c.index,
+      nll: c.meanNll,
+      perplexity: c.perplexity,
+      count: c.count,
+      sumNll: c.sumNll,
+      sumNll2: c.sumNll2,
+      ...(c.sumKld === undefined ? {} : { kld: { mean: c.count ? c.sumKld / c.count : 0, sum: c.sumKld, sum2: c.sumKld2!, sameTop: c.sameTop! } }),
+    })),
     contextSize: ctx.options.contextSize,
     batchSize: ctx.options.batchSize,
     ubatchSize: ctx.options.ubatchSize,

@@ -3,7 +3,7 @@ import { applyLogEnv } from './log.js';
 
 export { loadModel, Model, parseKvOverride, type LoadModelOptions, type KvOverride } from './model.js';
 export { Context, type ContextOptions, type ResolvedContextOptions } from './context.js';
-export { evaluate, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult, type KldResult } from './evaluate.js';
+export { evaluate, combineChunks, type ChunkTotals, type EvaluateOptions, type EvaluateResult, type EvaluateProgress, type ChunkResult, type KldResult } from './evaluate.js';
 export { resolveRouting, type Routing, type ResolvedRouting } from './routing.js';
 export { formatPerLayer } from './routing-grammar.js';
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
@@ -19,6 +19,7 @@ export { readGgufInfo, type GgufInfo } from './gguf-info.js';
 export { sweep, gridPoints, type SweepOptions, type SweepGrid, type SweepRow, type SweepResult } from './sweep.js';
 export { scan, readScan, defaultChanges, type ScanOptions, type ScanResult, type ScanCell, type ScanChange, type ScanModelFacts } from './scan.js';
 export { allocate, type AllocateOptions, type Allocation } from './allocate.js';
+export type { HalvingDrop, HalvingRound, HalvingSummary } from './sweep-halving.js';
 export { bench, testName, benchStatistics, type BenchOptions, type BenchTest, type BenchKldOptions, type BenchProgress, type BenchRow, type BenchResult } from './bench.js';
 export { formatBench, benchPrinter, BENCH_FORMATS, BENCH_FIELDS, type BenchFormat, type BenchPrinter, type BenchPrintOptions } from './bench-output.js';
 export { compare, type CompareOptions, type CompareEvent, type CompareResult } from './compare.js';

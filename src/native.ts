@@ -87,7 +87,7 @@ export interface NativeEvaluation {
   scoringMs: number;
   /** k̄ per layer, measured from the graph (-1 where a layer has no experts). */
   expertsPerLayer: number[];
-  chunks: { index: number; meanNll: number; perplexity: number; count: number }[];
+  chunks: { index: number; meanNll: number; perplexity: number; count: number; sumNll: number; sumNll2: number; sumKld?: number; sumKld2?: number; sameTop?: number }[];
   kld?: NativeKld;
   baseWriterPerplexity?: number;
 }
@@ -95,6 +95,7 @@ export interface NativeEvaluation {
 export interface NativeEvaluateOptions {
   chunkSize: number;
   chunks?: number;
+  firstChunk?: number;
   baseFile?: string;
   baseDataOffset?: number;
   /** baseFile is a compact base of this K (0: llama.cpp's format) with this many tail samples. */
@@ -274,6 +275,15 @@ export interface NativeAddon {
   defaultThreads(): number;
   /** GPU devices in this build (0 for a CPU-only build). */
   gpuDeviceCount(): number;
+  /** llama-perplexity's final numbers from sums of per-chunk statistics (native/metrics/Combine.cpp). */
+  estimateFromSums(sums: { nll: number; nll2: number; count: number; kld?: { sum: number; sum2: number; sameTop: number } }): {
+    perplexity: number;
+    stderr: number;
+    nll: number;
+    kldMean?: number;
+    kldUnc?: number;
+    sameTop?: number;
+  };
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: NativeQuantizeOptions, onProgress?: (p: number) => void): Promise<void>;
   readImatrix(path: string): Promise<NativeImatrixFile>;

@@ -18,7 +18,8 @@ import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
 import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
-import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
+import { type HalvingDrop, type HalvingSummary, runHalving } from './sweep-halving.js';
+import { checkOptionNames, closest, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 export interface SweepGrid {
   experts?: (number | number[])[];
@@ -56,9 +57,24 @@ export interface SweepOptions {
    * multiple-choice score), with the answers that flipped against the model's own routing.
    */
   accuracy?: { task: TaskKind; file: string; tasks?: number };
+  /**
+   * 'grid' (default): every point on every chunk. 'halving': successive halving (docs/search.md): every
+   * point on the first `initialChunks` chunks, then rounds that drop the points significantly worse than
+   * the current best (one-sided paired t-test on per-chunk NLL, or KLD with a reference) and double the
+   * chunks of the others, until one is left or every chunk is used.
+   */
+  strategy?: 'grid' | 'halving';
+  /** halving: chunks of the first round (default: see docs/search.md). */
+  initialChunks?: number;
+  /** halving: the chance of dropping the truly best point over the whole search (Bonferroni-split; default 0.05). */
+  alpha?: number;
   onPoint?: (row: SweepRow, done: number, total: number) => void;
-  /** Chunks of the point under way (point 0: the reference's base, written first with `reference: 'default'`). */
-  onProgress?: (p: { point: number; points: number; routing: string; chunksDone: number; chunksTotal: number }) => void;
+  /**
+   * Chunks of the point under way (point 0: the reference's base, written first with `reference: 'default'`).
+   * With halving: `point` of `points` are the point's place among the points of round `round` (1-based) of
+   * at most `rounds`, and [`fromChunk`, `toChunk`) the piece under way.
+   */
+  onProgress?: (p: { point: number; points: number; routing: string; chunksDone: number; chunksTotal: number; round?: number; rounds?: number; fromChunk?: number; toChunk?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -87,8 +103,13 @@ export interface SweepRow {
   model: string;
   fileType: string;
   contextSize: number;
+  /** Chunks this point was evaluated on (with halving, fewer for a point dropped early). */
   chunks: number;
   text: string;
+  /** halving: why the point was dropped (null: it survived to the end). */
+  dropped?: HalvingDrop | null;
+  /** halving: the point the search chose (lowest mean NLL, or KLD, of the survivors). */
+  best?: boolean;
 }
 
 export interface SweepResult {
@@ -99,6 +120,11 @@ export interface SweepResult {
   evaluated: number;
   /** Points left out because they resolve to the same routing as an earlier point (e.g. uniform scale at the model's own count). */
   duplicates: { routing: Routing; sameAs: string }[];
+  strategy: 'grid' | 'halving';
+  /** Tokens decoded for the points (chunks × contextSize, summed; the KL-divergence base not included; resumed work included). */
+  tokensEvaluated: number;
+  /** halving: the procedure's record. */
+  halving?: HalvingSummary;
 }
 
 const GRID_KEYS = ['experts', 'expertScale', 'gateScale', 'minWeightRatio'] as const;
@@ -116,11 +142,20 @@ export function gridPoints(grid: SweepGrid): Routing[] {
   return points;
 }
 
-const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'kldTopK', 'profile', 'accuracy', 'onPoint', 'onProgress', 'signal'] as const;
+const SWEEP_OPTIONS = ['grid', 'routings', ...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'reference', 'kldTopK', 'profile', 'accuracy', 'strategy', 'initialChunks', 'alpha', 'onPoint', 'onProgress', 'signal'] as const;
+const STRATEGIES = ['grid', 'halving'] as const;
 
 /** A resolved routing's identity: two points with the same one evaluate the same graph. */
 function routingKey(r: ResolvedRouting): string {
   return stableJson({ experts: r.experts, expertScale: r.expertScale, gateScale: r.gateScale, ser: [r.minExperts, r.minWeightRatio], topP: r.topP, mask: r.maskExperts });
+}
+
+/** The `strategy` option checked ('grid' when undefined); a misspelling gets a suggestion. */
+export function sweepStrategy(value: unknown): 'grid' | 'halving' {
+  if (value === undefined) return 'grid';
+  if (STRATEGIES.includes(value as never)) return value as 'grid' | 'halving';
+  const best = typeof value === 'string' ? closest(value, STRATEGIES) : undefined;
+  throw new TypeError(expected("'grid' or 'halving'", 'strategy', value) + (best ? `. Did you mean '${best}'?` : ''));
 }
 
 export async function sweep(target: Model | string, options: SweepOptions): Promise<SweepResult> {
@@ -144,6 +179,16 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     checkOptionNames(accuracy, ['task', 'file', 'tasks'], 'sweep() accuracy');
     nonEmptyString(accuracy.file, 'accuracy.file');
   }
+  const strategy = sweepStrategy(o.strategy);
+  if (strategy === 'grid') {
+    for (const k of ['initialChunks', 'alpha'] as const) if (o[k] !== undefined) throw new TypeError(`${k} is an option of strategy 'halving'; the grid evaluates every point on every chunk`);
+  }
+  if (strategy === 'halving' && accuracy) throw new TypeError("accuracy needs every point evaluated in full; it cannot be combined with strategy 'halving'");
+  const initialChunks = o.initialChunks === undefined ? undefined : integer(o.initialChunks, 'initialChunks', 2, 2 ** 31 - 1);
+  if (o.alpha !== undefined && (typeof o.alpha !== 'number' || !(o.alpha > 0 && o.alpha < 0.5))) {
+    throw new (typeof o.alpha === 'number' ? RangeError : TypeError)(expected('a number in (0, 0.5)', 'alpha', o.alpha));
+  }
+  const alpha = (o.alpha ?? 0.05) as number;
   if (signal?.aborted) throw toAbortReason(signal);
 
   const model = typeof target === 'string' ? await loadModel(target, signal ? { signal } : {}) : target;
@@ -181,6 +226,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       reference: o.reference ?? null,
       kldTopK, // absent from the key when not given, so earlier results files still resume
       ...(accuracy ? { accuracy: { task: accuracy.task, file: resolve(accuracy.file as string), tasks: accuracy.tasks ?? null } } : {}),
+      ...(strategy === 'halving' ? { strategy, initialChunks: initialChunks ?? null, alpha } : {}),
     };
     results = new ResultsFile<SweepRow>(out, { kind: 'sweep', basis });
 
@@ -206,6 +252,25 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       }
     } else if (typeof o.reference === 'string') {
       reference = resolve(o.reference);
+    }
+
+    if (strategy === 'halving') {
+      const h = await runHalving({
+        model,
+        ctx,
+        points,
+        tokens,
+        results,
+        textFingerprint: basis.text,
+        alpha,
+        ...(reference ? { reference } : {}),
+        ...(chunks ? { chunks } : {}),
+        ...(initialChunks ? { initialChunks } : {}),
+        ...(signal ? { signal } : {}),
+        ...(onPoint ? { onPoint } : {}),
+        ...(onProgress ? { onProgress } : {}),
+      });
+      return { out, rows: h.rows, resumed: h.resumed, evaluated: h.evaluated, duplicates, strategy, tokensEvaluated: h.tokensEvaluated, halving: h.summary };
     }
 
     // task accuracy: the model's own routing once, then every point against it (same tasks, same settings)
@@ -268,7 +333,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       evaluated++;
       onPoint?.(row, i + 1, points.length);
     }
-    return { out, rows, resumed, evaluated, duplicates };
+    return { out, rows, resumed, evaluated, duplicates, strategy, tokensEvaluated: rows.reduce((n, r) => n + r.chunks * r.contextSize, 0) };
   } finally {
     results?.close();
     await ctx?.dispose();

@@ -160,15 +160,17 @@ void CompareRows(const float * logits, int n_vocab, const uint16_t * base, const
     for (const auto & p : partial) sums += p;
 }
 
+std::pair<double, double> MeanAndUncertainty(double sum, double sum2, size_t count) {
+    if (count < 1) return std::make_pair(0., 0.);
+    double f = sum / count;
+    double df = sum2 / count - f * f;
+    df = df > 0 && count > 10 ? sqrt(df / (count - 1)) : 0.;
+    return std::make_pair(f, df);
+}
+
 KldStats Summarize(const KldSums & kld, std::vector<float> kld_values, std::vector<float> p_diff_values) {
     // the helpers and formulas of llama-perplexity's kl_divergence()
-    auto mean_and_uncertainty = [](double sum, double sum2, size_t count) {
-        if (count < 1) return std::make_pair(0., 0.);
-        double f = sum / count;
-        double df = sum2 / count - f * f;
-        df = df > 0 && count > 10 ? sqrt(df / (count - 1)) : 0.;
-        return std::make_pair(f, df);
-    };
+    const auto mean_and_uncertainty = MeanAndUncertainty;
     auto covariance = [](double suma, double sumb, double sumab, size_t count) {
         if (count < 10) return 0.0;
         double var = sumab / count - (suma / count) * (sumb / count);

@@ -44,6 +44,10 @@ NllSums QuantizeRows(const float * logits, int n_vocab, const int32_t * next_tok
 void CompareRows(const float * logits, int n_vocab, const uint16_t * base, const int32_t * next_tokens, int n,
                  int n_threads, KldSums & sums, float * kld_values, float * p_diff_values);
 
+// llama-perplexity's mean_and_uncertainty(): the mean of `count` values and its uncertainty, from their
+// sum and sum of squares (0 uncertainty for 10 values or fewer).
+std::pair<double, double> MeanAndUncertainty(double sum, double sum2, size_t count);
+
 // Everything llama-perplexity prints in KL-divergence mode.
 struct KldStats {
     double ppl = 0, ppl_unc = 0, ppl_base = 0, ppl_base_unc = 0;

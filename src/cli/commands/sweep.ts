@@ -6,8 +6,8 @@ import { formatKld, formatPercent, formatPerplexity, formatStderr, formatTokensP
 import type { Model } from '../../model.js';
 import { writeReport } from '../../report/index.js';
 import type { ReportData, ResultRow } from '../../report/types.js';
-import { type SweepResult, sweep } from '../../sweep.js';
-import { contextFlags, intFlag, jsonFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag, textFlags } from '../flags.js';
+import { type SweepResult, sweep, sweepStrategy } from '../../sweep.js';
+import { contextFlags, intFlag, jsonFlag, kldTopKFlag, modelFlags, numberFlag, routingFlags, stringFlag, textFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { notice, progress } from '../progress.js';
@@ -28,7 +28,13 @@ export const builder = (y: Argv) =>
     .option('multiple-choice-tasks', { type: 'string', describe: 'with --multiple-choice-file: tasks (default all)' })
     .option('report', { type: 'string', describe: 'write report.html (with KLD against k̄ and its Pareto front), results.json/csv and the plots into this folder' })
     .example('$0 sweep -m model.gguf -f text.txt -o sweep.jsonl --experts 1 2 3 4 --expert-scale none seed-uniform uniform --kld', '12 points (11 evaluated: uniform at the trained count is the default), resumable')
-    .example('$0 sweep -m model.gguf -f text.txt -o ser.jsonl --ser none 1,0.2 1,0.4 1,0.6 --kld', '-ser thresholds');
+    .option('strategy', { type: 'string', default: 'grid', describe: 'grid: every point on every chunk; halving: successive halving, dropping points significantly worse than the best on the chunks so far (docs/search.md)' })
+    .option('initial-chunks', { type: 'string', describe: 'with --strategy halving: chunks of the first round (default: chunks / 64, at least 2)' })
+    .option('alpha', { type: 'string', describe: 'with --strategy halving: chance of dropping the truly best point over the whole search (default 0.05)' })
+    .example('$0 sweep -m model.gguf -f text.txt -o ser.jsonl --ser none 1,0.2 1,0.4 1,0.6 --kld', '-ser thresholds')
+    .example('$0 sweep -m model.gguf -f text.txt -o h.jsonl --experts 1 2 3 4 --expert-scale none uniform --strategy halving', 'the best point for fewer tokens');
+
+export const flagNames = { strategy: '--strategy', initialChunks: '--initial-chunks', alpha: '--alpha' };
 
 /** A sweep's rows as a report (every point; ΔPPL against the default routing when the grid has it). */
 export function sweepReportData(model: Model, r: SweepResult): ReportData {
@@ -72,6 +78,12 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   for (const t of ['hellaswag', 'winogrande', 'multiple-choice']) if (a[`${t}-tasks`] !== undefined && a[`${t}-file`] === undefined) throw new TypeError(`--${t}-tasks needs --${t}-file`);
   const task = given[0];
   const nTasks = task ? intFlag(a, `${task}-tasks`) : undefined;
+  const strategy = sweepStrategy(stringFlag(a, 'strategy'));
+  const halving = strategy === 'halving';
+  if (!halving) for (const f of ['initial-chunks', 'alpha']) if (a[f] !== undefined) throw new TypeError(`--${f} needs --strategy halving`);
+  if (halving && task) throw new TypeError(`--${task}-file needs --strategy grid: halving drops points before they are evaluated in full`);
+  const initialChunks = intFlag(a, 'initial-chunks');
+  const alpha = numberFlag(a, 'alpha');
   const accuracy = task ? { task, file: stringFlag(a, `${task}-file`)!, ...(nTasks === undefined ? {} : { tasks: nTasks }) } : undefined;
   const model = await loadModelFromArgs(a, signal);
   const bar = progress('sweep', !a.json);
@@ -84,12 +96,13 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       out: stringFlag(a, 'out')!,
       ...(base ? { reference: base } : a.kld ? { reference: 'default', ...(kldTopK === undefined ? {} : { kldTopK }) } : {}),
       ...(accuracy ? { accuracy } : {}),
+      ...(strategy === 'grid' ? {} : { strategy, ...(initialChunks === undefined ? {} : { initialChunks }), ...(alpha === undefined ? {} : { alpha }) }),
       signal,
       onProgress: (p) => {
-        bar.points(Math.max(0, p.point - 1), p.points, p.routing);
+        bar.points(Math.max(0, p.point - 1), p.points, p.round ? `round ${p.round}/${p.rounds}, chunks ${p.fromChunk}–${p.toChunk}: ${p.routing}` : p.routing);
         bar.chunks(p.chunksDone, p.chunksTotal);
       },
-      onPoint: (row, done, total) => bar.points(done, total, `${row.routing}: PPL ${formatPerplexity(row.perplexity)}`),
+      ...(halving ? {} : { onPoint: (row, done, total) => bar.points(done, total, `${row.routing}: PPL ${formatPerplexity(row.perplexity)}`) }),
     });
     bar.stop();
     for (const d of r.duplicates) notice(`a point is the same routing as ${d.sameAs}; evaluated once`);
@@ -104,9 +117,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
     const threads = [...new Set(r.rows.map((x) => x.threads))].join(',');
     process.stdout.write(
       table(
-        ['routing', 'k̄', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), ...(withAcc ? [`${task} accuracy`, 'right→wrong', 'wrong→right'] : []), `tokens/s (-t ${threads})`],
+        ['routing', ...(halving ? ['chunks', 'search'] : []), 'k̄', 'PPL', '±', ...(withKld ? ['mean KLD', 'same top'] : []), ...(withAcc ? [`${task} accuracy`, 'right→wrong', 'wrong→right'] : []), `tokens/s (-t ${threads})`],
         r.rows.map((x) => [
           x.routing,
+          ...(halving ? [x.chunks, x.best ? 'best' : x.dropped ? `dropped: t ${x.dropped.t.toFixed(2)} > ${x.dropped.critical.toFixed(2)} vs ${x.dropped.against}` : 'survived'] : []),
           typeof x.expertsPerToken === 'number' ? x.expertsPerToken.toFixed(3) : '-',
           formatPerplexity(x.perplexity),
           formatStderr(x.stderr),
@@ -116,6 +130,13 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         ]),
       ) + '\n',
     );
+    if (r.halving) {
+      const h = r.halving;
+      process.stdout.write(
+        `halving on mean ${h.metric === 'kld' ? 'KLD' : 'NLL'} per chunk (paired t-test, alpha ${h.alpha}): ${h.rounds.length} rounds, ${h.initialChunks} to ${h.rounds[h.rounds.length - 1]!.chunks} of ${h.totalChunks} chunks; best ${h.best}\n` +
+          `tokens decoded: ${r.tokensEvaluated}, the full grid ${h.tokensFullGrid} (${(h.tokensFullGrid / r.tokensEvaluated).toFixed(2)}× fewer)\n`,
+      );
+    }
     process.stdout.write(`${r.evaluated} evaluated, ${r.resumed} already in ${r.out}${written ? `\nreport: ${written.html}` : ''}\n`);
   } finally {
     bar.stop();
