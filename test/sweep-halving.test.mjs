@@ -56,19 +56,21 @@ describe('evaluation in pieces', () => {
     });
   }
 
-  test('KL-divergence pieces against a base file add up to the whole', async () => {
-    const base = join(dir, 'halving-base.kld');
-    await evaluate(model, { file: textFile, contextSize: 64, batchSize: 256, chunks: 6, threads: 2, saveReference: base });
-    const o = { reference: base, batchSize: 256, threads: 2, routing: { experts: 1 } };
-    const whole = await evaluate(model, o);
-    const pieces = [await evaluate(model, { ...o, chunks: 4 }), await evaluate(model, { ...o, firstChunk: 4 })];
-    const chunks = pieces.flatMap((p) => p.chunks);
-    assert.deepEqual(chunks, whole.chunks);
-    const total = combineChunks(chunks);
-    assert.ok(close(total.kldMean, whole.kld.kldMean) && close(total.kldUnc, whole.kld.kldUnc) && close(total.sameTop, whole.kld.sameTop), `${total.kldMean} ± ${total.kldUnc} vs ${whole.kld.kldMean} ± ${whole.kld.kldUnc}`);
-    assert.ok(close(total.perplexity, whole.perplexity));
-    assert.ok(whole.chunks.every((c) => c.kld.mean > 0));
-  });
+  for (const kldTopK of [undefined, 16]) {
+    test(`KL-divergence pieces against a ${kldTopK ? 'compact' : "llama.cpp's"} base file add up to the whole`, async () => {
+      const base = join(dir, `halving-base-${kldTopK ?? 'full'}.kld`);
+      await evaluate(model, { file: textFile, contextSize: 64, batchSize: 256, chunks: 6, threads: 2, saveReference: base, ...(kldTopK ? { kldTopK } : {}) });
+      const o = { reference: base, batchSize: 256, threads: 2, routing: { experts: 1 } };
+      const whole = await evaluate(model, o);
+      const pieces = [await evaluate(model, { ...o, chunks: 4 }), await evaluate(model, { ...o, firstChunk: 4 })];
+      const chunks = pieces.flatMap((p) => p.chunks);
+      assert.deepEqual(chunks, whole.chunks);
+      const total = combineChunks(chunks);
+      assert.ok(close(total.kldMean, whole.kld.kldMean) && close(total.kldUnc, whole.kld.kldUnc) && close(total.sameTop, whole.kld.sameTop), `${total.kldMean} ± ${total.kldUnc} vs ${whole.kld.kldMean} ± ${whole.kld.kldUnc}`);
+      assert.ok(close(total.perplexity, whole.perplexity));
+      assert.ok(whole.chunks.every((c) => c.kld.mean > 0));
+    });
+  }
 
   test('firstChunk is checked', async () => {
     await assert.rejects(evaluate(model, { file: textFile, contextSize: 64, firstChunk: 10_000 }), (e) => e instanceof RangeError && /firstChunk/.test(e.message));
