@@ -8,8 +8,10 @@ export { resolveRouting, formatPerLayer, type Routing, type ResolvedRouting } fr
 export { scaleFactor, zipfPrior, expectedNormSquared, parseScaleRule, type Prior, type ScaleFactorOptions } from './scale.js';
 export type { ModelInfo } from './model-info.js';
 export type { ContextMemory } from './native.js';
-export { RoutingProfile, type ProfileData, type ProfileLayer } from './profile.js';
+export { RoutingProfile, DEFAULT_MIN_EXPERT_TOKENS, type ProfileData, type ProfileLayer, type ProfileCoverage } from './profile.js';
 export { calibrate, type CalibrateOptions } from './calibrate.js';
+export { pruneExperts, pruneMask, expertScores, expertsRemoved, PRUNE_CRITERIA, PRUNE_SCOPES, type PruneOptions, type PrunedRouting, type PruneCriterion, type PruneScope } from './prune.js';
+export { pruneSweep, type PruneSweepOptions, type PruneSweepResult, type PruneRow } from './prune-sweep.js';
 export { quantizeModel, quantTypeNeedsImatrix, QUANT_TYPES, TENSOR_TYPES, type QuantizeOptions, type TensorTypeOverride } from './quantize.js';
 export { parseRecipe, type QuantizeRecipe, type ImatrixSource } from './recipe.js';
 export { imatrix, readImatrix, writeImatrix, imatrixCoverage, DEFAULT_COVERAGE_THRESHOLD, type ImatrixOptions, type ImatrixResult, type ImatrixData, type ImatrixEntry, type ImatrixCoverage, type ExpertCoverage } from './imatrix.js';
