@@ -51,14 +51,9 @@ function parseEvalCallback(out) {
   return tensors;
 }
 
-async function evalCallback(model, prompt) {
-  const { stdout, stderr } = await promisify(execFile)(llamaEvalCallback, ['-m', model, '-p', prompt, '-c', '64', '-t', '2', '--seed', '1'], { maxBuffer: 256 << 20 });
-  const out = stdout + stderr;
-  const m = /number of input tokens = (\d+)\n((?:.*\n)*?)(?=\S)/.exec(out);
-  const n = Number(/number of input tokens = (\d+)/.exec(out)[1]);
-  const after = out.slice(out.indexOf('number of input tokens')).split('\n').slice(1, 1 + n);
-  void m;
-  return { tokens: after.map((l) => Number(/(-?\d+)\s*$/.exec(l)[1])), tensors: parseEvalCallback(out) };
+async function evalCallback(path, prompt) {
+  const { stdout, stderr } = await promisify(execFile)(llamaEvalCallback, ['-m', path, '-p', prompt, '-c', '64', '-t', '2'], { maxBuffer: 1 << 30 });
+  return parseEvalCallback(stdout + stderr);
 }
 
 describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
@@ -87,26 +82,16 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
     const path = await fixture('llama', { embeddingLength: 4, heads: 1, headsKv: 1, feedForwardLength: 8 });
     const model = await loadModel(path);
     opened.push(model);
-    const words = ['the', ' cat', ' sat', ' on', ' the', ' mat', ' and', ' sang'];
-    let full;
-    let k = words.length;
-    for (; k > 3; k--) {
-      full = await evalCallback(path, words.slice(0, k).join(''));
-      if (full.tokens.length === 8) break;
-      if (full.tokens.length < 8) { words.push(' again'); k = words.length + 1; }
-    }
-    assert.equal(full.tokens.length, 8, `8 tokens (BOS + words): ${full.tokens}`);
-    // a prefix text of 5 tokens
-    let prefix;
-    for (let j = 1; j < words.length; j++) {
-      const r = await evalCallback(path, words.slice(0, j).join(''));
-      if (r.tokens.length === 5) prefix = r;
-      if (r.tokens.length >= 5) break;
-    }
-    assert.ok(prefix, 'a prefix of 5 tokens');
-    assert.deepEqual(prefix.tokens, full.tokens.slice(0, 5));
+    // llama-eval-callback tokenizes the prompt as moe-eval does (BOS first): 8 and 5 tokens
+    const tokens = Array.from(await model.tokenize('the cat sat on the mat and'));
+    assert.equal(tokens.length, 8);
+    assert.deepEqual(Array.from(await model.tokenize('the cat sat on')), tokens.slice(0, 5));
+    const full = { tensors: await evalCallback(path, 'the cat sat on the mat and') };
+    const prefix = { tensors: await evalCallback(path, 'the cat sat on') };
+    assert.deepEqual(full.tensors['ffn_moe_topk-0'].ne, [2, 8, 1, 1]);
+    assert.deepEqual(prefix.tensors['ffn_moe_topk-0'].ne, [2, 5, 1, 1]);
 
-    const p = await calibrate(model, { tokens: [...full.tokens, ...full.tokens], contextSize: 8, batchSize: 8, threads: 2, chunks: 1, experts: 2 });
+    const p = await calibrate(model, { tokens: [...tokens, ...tokens], contextSize: 8, batchSize: 8, threads: 2, chunks: 1, experts: 2 });
     assert.equal(p.data.layers.length, 2);
     const T = 8;
     for (const l of p.data.layers) {

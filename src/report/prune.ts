@@ -30,6 +30,7 @@ export function prunePlotSpecs(rows: readonly PrunePlotRow[], profile?: ProfileD
       xTitle: KEPT_AXIS,
       yTitle: 'Mean KL divergence (nats)',
       seriesTitle: 'Criterion',
+      xIntegers: true,
       points: withKld.map((r) => ({ x: 100 * r.keptFraction, y: r.kldMean, series: r.by })),
     });
   }
@@ -40,6 +41,7 @@ export function prunePlotSpecs(rows: readonly PrunePlotRow[], profile?: ProfileD
     xTitle: KEPT_AXIS,
     yTitle: 'Perplexity (PPL, lower is better)',
     seriesTitle: 'Criterion',
+    xIntegers: true,
     points: rows.map((r) => ({ x: 100 * r.keptFraction, y: r.perplexity, series: r.by })),
   });
   const specs = charts.map((c) => ({ name: c.name, title: c.title, spec: lineSpec(c) }));
@@ -52,6 +54,8 @@ function usageSpec(p: ProfileData): TopLevelSpec {
   const N = p.model.expertCount;
   const values = p.layers.flatMap((l) => l.expertTokens!.map((t, e) => ({ layer: l.layer, expert: e, share: l.tokens > 0 ? (100 * t) / l.tokens : 0, reap: l.reap?.[e] ?? 0 })));
   const fair = (100 * p.model.expertsUsed) / N;
+  // labels dark on the light (high) end of viridis, light on the dark end
+  const light = 0.6 * Math.max(...values.map((v) => v.share));
   return {
     width: Math.min(PLOT_WIDTH, Math.max(160, 28 * N)),
     height: Math.min(PLOT_HEIGHT * 1.5, Math.max(80, 22 * p.layers.length)),
@@ -65,7 +69,7 @@ function usageSpec(p: ProfileData): TopLevelSpec {
     },
     layer: [
       { mark: { type: 'rect' }, encoding: { color: { field: 'share', type: 'quantitative', title: 'tokens (%)', scale: { scheme: 'viridis' } } } },
-      ...(N <= 32 ? [{ mark: { type: 'text' as const, fontSize: 9 }, encoding: { text: { field: 'share', type: 'quantitative' as const, format: '.0f' }, color: { value: 'white' } } }] : []),
+      ...(N <= 32 ? [{ mark: { type: 'text' as const, fontSize: 9 }, encoding: { text: { field: 'share', type: 'quantitative' as const, format: '.0f' }, color: { condition: { test: `datum.share > ${light}`, value: 'black' }, value: 'white' } } }] : []),
     ],
     config: { font: PLOT_FONT, axis: { labelFontSize: 11, titleFontSize: 13, titleFontWeight: 'normal' }, view: { stroke: '#ccc' } },
   };

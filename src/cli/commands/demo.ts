@@ -23,6 +23,7 @@ import { formatBitsPerWeight, formatDeltaPercent, formatFactor, formatKld, forma
 import { intFlag, jsonFlag } from '../flags.js';
 import { printJson, table } from '../output.js';
 import { notice, progress } from '../progress.js';
+import { demoPruneSection } from '../demo-prune.js';
 
 export const DEMO_MODEL = join(packageRoot, 'models', 'demo', 'moe-demo.gguf');
 export const DEMO_TEXT = join(packageRoot, 'models', 'demo', 'heldout.txt');
@@ -111,6 +112,9 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       };
     });
 
+    // pruning: 0 / 12.5 / 25 / 50 % of the experts masked, per ranking criterion (src/cli/demo-prune.ts)
+    const pruning = await demoPruneSection(model, { tokens: evalTokens, profile, out: join(out, 'prune.jsonl'), reference: `${sweepFile}.base.kld`, contextSize: c, ...threads, bar, signal });
+
     // the best routing other than the stock one, to compare across quantization levels
     const best = rows.filter((r) => r.experts !== info.expertsUsed).sort((x, y) => x.perplexity - y.perplexity)[0];
     const quantize = String(a.quantize).split(',').map((x) => x.trim()).filter(Boolean);
@@ -148,10 +152,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       fingerprints: { model: profile.data.model.fingerprint, evaluationText: profile.data.text.fingerprint },
       rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F'))],
     };
-    const written = await writeReport(out, report);
+    const written = await writeReport(out, report, pruning.plots);
     await profile.save(join(out, 'profile.json'));
     if (a.json) {
-      printJson({ ...report, report: written });
+      printJson({ ...report, pruning: pruning.result.rows, report: written });
       return;
     }
     process.stdout.write(`\nExperts per token × expert-output scale (F16, ${report.settings.evaluationChunks} chunks of ${c} tokens, KL-divergence against the stock model)\n`);
@@ -170,6 +174,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
         ) + '\n',
       );
     }
+    process.stdout.write(`\nExperts pruned (runtime masks ranked on the calibration text; F16, KL-divergence against the stock model)\n${pruning.text}\n`);
     process.stdout.write(`\nreport: ${written.html}\n(also ${written.json}, ${written.csv}, ${written.plots.length} plots, profile.json) — ${seconds.toFixed(0)} s\n`);
   } finally {
     bar.stop();
