@@ -81,9 +81,13 @@ export async function benchPrunedSpeed({ model: path = demoModel, label = 'demo 
   return results;
 }
 
+// node bench/prune.mjs [--large]: the demo model; --large adds the generated 175 M-parameter MoE (q8_0)
 if (import.meta.url === `file://${process.argv[1]}`) {
   await benchPruneSweep();
-  await benchPruneSweep({ model: await largeModel('q8_0'), label: 'generated 175 M MoE, q8_0', contextSize: 128, chunks: 4, rounds: 2 });
   await benchPrunedSpeed();
-  await benchPrunedSpeed({ model: await largeModel('q8_0'), label: 'generated 175 M MoE, q8_0', nPrompt: 128, nGen: 32, rounds: 2 });
+  if (process.argv.includes('--large')) {
+    const model = await largeModel('q8_0');
+    await benchPruneSweep({ model, label: 'generated 175 M MoE, q8_0', contextSize: 128, chunks: 4, rounds: 2 });
+    await benchPrunedSpeed({ model, label: 'generated 175 M MoE, q8_0', nPrompt: 128, nGen: 32, rounds: 2 });
+  }
 }

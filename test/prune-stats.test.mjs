@@ -30,12 +30,12 @@ after(async () => {
  * llama-eval-callback's printout → { name: { ne, values: Map('i0,i1,i2' → number) } } (the last
  * evaluation of each tensor). It prints a dimension longer than 6 as its first and last 3 indices.
  */
-function parseEvalCallback(out) {
+function parseEvalCallback(out, wanted) {
   const tensors = {};
   const lines = out.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const h = /common_debug_cb_eval:\s+(\S+) = \((\w+)\).* = \{(\d+), (\d+), (\d+), (\d+)\}\s*$/.exec(lines[i]);
-    if (!h) continue;
+    if (!h || !wanted.test(h[1])) continue;
     const ne = [Number(h[3]), Number(h[4]), Number(h[5]), Number(h[6])];
     const nums = [];
     for (i++; i < lines.length && !/^\s*sum = /.test(lines[i]); i++) {
@@ -53,12 +53,12 @@ function parseEvalCallback(out) {
 
 async function evalCallback(path, prompt) {
   const { stdout, stderr } = await promisify(execFile)(llamaEvalCallback, ['-m', path, '-p', prompt, '-c', '64', '-t', '2'], { maxBuffer: 1 << 30 });
-  return parseEvalCallback(stdout + stderr);
+  return parseEvalCallback(stdout + stderr, /^ffn_moe_(topk|weights_norm|down)-\d+$/);
 }
 
 describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
   test('tokens routed to each expert equal llama-imatrix\'s per-expert counts', async () => {
-    const path = await fixture('llama');
+    const path = await fixture('llama', { layers: 3 });
     const model = await loadModel(path);
     opened.push(model);
     const peerFile = join(dir, 'prune-stats.imatrix.gguf');
@@ -67,7 +67,13 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
     // computing all 8 experts (k > n) must not change which n the model routes to
     const p = await calibrate(model, { file: textFile, contextSize: 64, batchSize: 256, threads: 2, chunks: 6, experts: 8 });
     assert.equal(p.data.version, 3);
-    for (const l of p.data.layers) {
+    // llama.cpp computes the last layer only for the tokens whose logits are asked for: the scored
+    // second half of each chunk in a perplexity pass (llama-imatrix asks for all of them)
+    const last = p.data.layers.at(-1);
+    assert.equal(last.layer, 2);
+    assert.equal(last.tokens, 6 * 32);
+    assert.equal(last.expertTokens.reduce((a, b) => a + b, 0), 6 * 32 * 2);
+    for (const l of p.data.layers.slice(0, -1)) {
       const e = peer.entries.find((x) => x.name === `blk.${l.layer}.ffn_down_exps.weight`);
       assert.ok(e, `layer ${l.layer} in the peer's file`);
       assert.deepEqual(l.expertTokens, Array.from(e.counts), `layer ${l.layer}`);
@@ -79,7 +85,8 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
     assert.ok(existsSync(llamaEvalCallback), `${llamaEvalCallback} is missing: run \`npm run build:peers\``);
     // 4-dim embeddings and 8 tokens: every value printed except tokens 3 and 4 of the 8, which a
     // second run on the first 5 tokens prints (causal attention: a prefix computes the same values)
-    const path = await fixture('llama', { embeddingLength: 4, heads: 1, headsKv: 1, feedForwardLength: 8 });
+    // (3 layers: llama-eval-callback computes the last one for the last token only, so layers 0 and 1 are compared)
+    const path = await fixture('llama', { layers: 3, embeddingLength: 4, heads: 1, headsKv: 1, feedForwardLength: 8 });
     const model = await loadModel(path);
     opened.push(model);
     // llama-eval-callback tokenizes the prompt as moe-eval does (BOS first): 8 and 5 tokens
@@ -92,9 +99,9 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
     assert.deepEqual(prefix.tensors['ffn_moe_topk-0'].ne, [2, 5, 1, 1]);
 
     const p = await calibrate(model, { tokens: [...tokens, ...tokens], contextSize: 8, batchSize: 8, threads: 2, chunks: 1, experts: 2 });
-    assert.equal(p.data.layers.length, 2);
+    assert.equal(p.data.layers.length, 3);
     const T = 8;
-    for (const l of p.data.layers) {
+    for (const l of p.data.layers.slice(0, -1)) {
       const get = (name, idx, t) => {
         const src = t === 3 || t === 4 ? prefix : full;
         const tensor = src.tensors[`${name}-${l.layer}`];
@@ -133,7 +140,8 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
     // coverage: 8 tokens cannot give 16 to any expert
     const cov = p.coverage();
     assert.equal(cov.minTokens, 16);
-    assert.equal(cov.below.length, 16);
+    assert.equal(cov.below.length, 24);
+    assert.deepEqual(p.data.coverage, cov);
     assert.deepEqual(p.coverage(3).below.map((x) => x.tokens), p.data.layers.flatMap((l) => l.expertTokens.filter((t) => t < 3)));
   });
 
