@@ -88,6 +88,14 @@ describe('moe-eval prune', () => {
     assert.match(e.stderr, /measured on another model file/);
   });
 
+  test('--help describes every option', async () => {
+    const r = await run(['prune', '--help']);
+    assert.equal(r.code, 0);
+    const options = r.stdout.split('Options:')[1].split(/\n\s*\n/)[0].split('\n').filter((l) => /^\s{0,6}(-\w|--)/.test(l));
+    for (const f of ['--calibration-file', '--profile', '--ratios', '--by', '--scope', '--seed', '--kld', '--report', '--out']) assert.ok(options.some((l) => l.includes(f)), f);
+    for (const line of options) assert.ok(line.replace(/^\s+(-[\w-]+,?\s*)+/, '').replace(/\[[^\]]*\]/g, '').trim().length > 3, line);
+  });
+
   test('in a terminal: calibration and points progress', async () => {
     const out = join(dir, 'cli-prune', 'tty.jsonl');
     const r = await runInTerminal([process.execPath, cli, 'prune', '-m', model, '-f', textFile, ...sizes, '--calibration-file', textFile, '--ratios', '0', '0.5', '--by', 'random', '-o', out]);

@@ -61,7 +61,7 @@ function usageSpec(p: ProfileData): TopLevelSpec {
     height: Math.min(PLOT_HEIGHT * 1.5, Math.max(80, 22 * p.layers.length)),
     padding: 8,
     background: 'white',
-    title: { text: 'Expert usage on the calibration text', subtitle: `Share of each layer's tokens routed to each expert (fair share ${fair.toFixed(1)} %); ${p.text.scoredTokens} tokens`, anchor: 'start', fontSize: 16, subtitleFontSize: 12, offset: 10 },
+    title: { text: 'Expert usage on the calibration text', subtitle: `Share of each layer's tokens routed to each expert (fair share ${fair.toFixed(1)} %); ${p.layers[0]?.tokens ?? 0} tokens per layer${p.layers.length > 1 ? ', the last layer the scored half' : ''}`, anchor: 'start', fontSize: 16, subtitleFontSize: 12, offset: 10 },
     data: { values },
     encoding: {
       x: { field: 'expert', type: 'ordinal', title: 'Expert', axis: { labelAngle: 0 } },
