@@ -53,7 +53,7 @@ function parseEvalCallback(out, wanted) {
 
 async function evalCallback(path, prompt) {
   const { stdout, stderr } = await promisify(execFile)(llamaEvalCallback, ['-m', path, '-p', prompt, '-c', '64', '-t', '2'], { maxBuffer: 1 << 30 });
-  return parseEvalCallback(stdout + stderr, /^ffn_moe_(topk|weights_norm|down)-\d+$/);
+  return parseEvalCallback(stdout + stderr, /^ffn_moe_(topk|weights_norm|down|down_scaled)-\d+$/);
 }
 
 describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
@@ -119,7 +119,9 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
           const id = get('ffn_moe_topk', () => [s, t, 0, 0], t);
           const w = get('ffn_moe_weights_norm', () => [0, s, t, 0], t);
           let sq = 0;
-          for (let e = 0; e < 4; e++) sq += get('ffn_moe_down', () => [e, s, t, 0], t) ** 2;
+          // the experts' output: build_moe_ffn renames it ffn_moe_down_scaled where the model has per-expert output scales (this fixture does)
+          const down = full.tensors[`ffn_moe_down_scaled-${l.layer}`] ? 'ffn_moe_down_scaled' : 'ffn_moe_down';
+          for (let e = 0; e < 4; e++) sq += get(down, () => [e, s, t, 0], t) ** 2;
           const norm = Math.sqrt(sq);
           count[id]++;
           wSum[id] += w;
