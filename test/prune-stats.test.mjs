@@ -117,7 +117,8 @@ describe('calibrate(): per-expert statistics against llama.cpp peers', () => {
       for (let t = 0; t < T; t++) {
         for (let s = 0; s < 2; s++) {
           const id = get('ffn_moe_topk', () => [s, t, 0, 0], t);
-          const w = get('ffn_moe_weights_norm', () => [0, s, t, 0], t);
+          // ffn_moe_weights_norm is [k, T] here ([1, k, T] once reshaped, a tensor without a name of its own)
+          const w = get('ffn_moe_weights_norm', () => (full.tensors[`ffn_moe_weights_norm-${l.layer}`].ne[0] === 1 ? [0, s, t, 0] : [s, t, 0, 0]), t);
           let sq = 0;
           // the experts' output: build_moe_ffn renames it ffn_moe_down_scaled where the model has per-expert output scales (this fixture does)
           const down = full.tensors[`ffn_moe_down_scaled-${l.layer}`] ? 'ffn_moe_down_scaled' : 'ffn_moe_down';
