@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { benchNodeLlamaCpp } from './node-llama-cpp.mjs';
 import { benchLlamaBench } from './llama-bench.mjs';
 import { benchSkip } from './skip-experts.mjs';
+import { benchPruneSweep, benchPrunedSpeed } from './prune.mjs';
 
 console.log(`moe-eval benchmarks — ${machine()} — ${new Date().toISOString()}`);
 await benchPerplexity();
@@ -27,3 +28,5 @@ execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'm
 await benchNodeLlamaCpp();
 await benchNodeLlamaCpp({ model: await largeModel('f16'), label: 'generated 175 M MoE, vocabulary 32,000', chunks: 2 });
 await benchRpc();
+await benchPruneSweep();
+await benchPrunedSpeed();

@@ -280,6 +280,9 @@ Napi::Value Context::TakeRoutingStats(const Napi::CallbackInfo & info) {
         o.Set("experts", l.n_expert);
         o.Set("computed", l.k);
         o.Set("tokens", (double) l.tokens);
+        o.Set("weight", arr(l.weight));
+        o.Set("norm", arr(l.norm));
+        o.Set("reap", arr(l.reap));
         o.Set("probByRank", arr(l.prob_by_rank));
         o.Set("selected", arr(l.selected));
         o.Set("entropy", l.entropy);

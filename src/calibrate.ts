@@ -11,7 +11,7 @@ import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
 import type { NativeLayerStats } from './native.js';
-import { type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
+import { DEFAULT_MIN_EXPERT_TOKENS, type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
 import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
@@ -22,6 +22,8 @@ export interface CalibrateOptions {
   tokens?: Int32Array | readonly number[];
   /** k: experts computed per token, the largest m the profile covers. Default: all N (at most 4·n). */
   experts?: number;
+  /** Coverage threshold: experts routed fewer calibration tokens than this are listed in `coverage` (default 16). */
+  minExpertTokens?: number;
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
@@ -33,11 +35,12 @@ export interface CalibrateOptions {
 
 export async function calibrate(model: Model, options: CalibrateOptions): Promise<RoutingProfile> {
   const o = optionsObject(options, 'calibrate options');
-  checkOptionNames(o, [...INPUT_OPTIONS, 'experts', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onProgress', 'signal'], 'calibrate()');
+  checkOptionNames(o, [...INPUT_OPTIONS, 'experts', 'minExpertTokens', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'onProgress', 'signal'], 'calibrate()');
   const info = model.info;
   if (info.expertCount === 0) throw new RangeError(`calibrate() needs a Mixture-of-Experts model; ${info.architecture} model has no experts`);
   const n = info.expertsUsed;
   const k = o.experts === undefined ? Math.min(info.expertCount, Math.max(n, 4 * n)) : integer(o.experts, 'experts', n, info.expertCount);
+  const minTokens = o.minExpertTokens === undefined ? DEFAULT_MIN_EXPERT_TOKENS : integer(o.minExpertTokens, 'minExpertTokens', 0, 2 ** 31 - 1);
   const sizes = resolveContextOptions(o, 'calibrate');
   const chunks = o.chunks === undefined ? undefined : integer(o.chunks, 'chunks', 1, 2 ** 31 - 1);
   const signal = optionalSignal(o.signal, 'signal');
@@ -75,6 +78,7 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
   const layers: ProfileLayer[] = stats.map((s) => {
     const nL = info.moeLayers.find((f) => f.layer === s.layer)?.expertsUsed ?? n;
     const mean2 = s.norm2.map((x) => x / s.tokens);
+    const per = (sums: number[]) => sums.map((x, j) => (s.selected[j]! > 0 ? x / s.selected[j]! : 0));
     return {
       layer: s.layer,
       tokens: s.tokens,
@@ -84,12 +88,16 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
       correlation: s.pairs > 0 && s.self > 0 ? s.dot / s.pairs / (s.self / s.singles) : 0,
       meanNorm2: mean2,
       alpha: mean2.map((x) => Math.sqrt(mean2[nL - 1]! / x)),
+      expertTokens: s.selected,
+      meanWeight: per(s.weight),
+      meanOutputNorm: per(s.norm),
+      reap: per(s.reap),
     };
   });
   const pooled = Array.from({ length: k }, (_, m) => layers.reduce((a, l) => a + (l.meanNorm2[m] ?? 0), 0));
   const data: ProfileData = {
     format: 'moe-eval-routing-profile',
-    version: 2,
+    version: 3,
     model: { file: basename(model.path), fingerprint: await modelFingerprint(model.path), architecture: info.architecture, expertCount: info.expertCount, expertsUsed: n, renormalized: info.renormalized, gating: info.gating },
     text: { fingerprint: tokensFingerprint(tokens), scoredTokens: raw.count },
     settings: { contextSize: sizes.contextSize, chunks: raw.chunkCount, computedExperts: k },
@@ -101,5 +109,6 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
       correlation: layers.reduce((a, l) => a + l.correlation, 0) / Math.max(1, layers.length),
     },
   };
+  data.coverage = new RoutingProfile(data).coverage(minTokens);
   return new RoutingProfile(data);
 }

@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'ERR_NATIVE'
   | 'ERR_NOT_IMPLEMENTED'
   | 'ERR_IMATRIX'
+  | 'ERR_PROFILE_MISMATCH'
   | 'ABORT_ERR';
 
 export class MoeEvalError extends Error {

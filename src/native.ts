@@ -143,6 +143,10 @@ export interface NativeLayerStats {
   self: number;
   pairs: number;
   singles: number;
+  /** Per expert, summed over the tokens routed to it (count: `selected`): its mixing weight, ‖its output‖, and their product. */
+  weight: number[];
+  norm: number[];
+  reap: number[];
 }
 
 /** One tensor of an importance matrix (native/metrics/Imatrix.h): Σx² per column per matrix, and rows summed. */

@@ -3,6 +3,12 @@
  * probability by rank (the measured prior), expert selection frequencies, router entropy, the
  * correlation between chosen experts' outputs, and α_l(m) = sqrt(E‖o_n‖² / E‖o_m‖²) for every m up to
  * the experts computed. `expertScale: 'calibrated'` with `profile` uses α_l(m) per layer.
+ *
+ * Version 3 adds, per layer and expert, what pruneExperts() ranks by (over the tokens for which the
+ * expert is among the model's n): the tokens routed to it, its mean mixing weight g, the mean L2 norm
+ * of its output ‖y‖ (the down projection's output, before weighting) and REAP's saliency, the mean of
+ * g·‖y‖; and the experts that got fewer than `coverage.minTokens` tokens. Versions 1 and 2 still load
+ * (without those fields).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -24,11 +30,25 @@ export interface ProfileLayer {
   meanNorm2: number[];
   /** α(m) = sqrt(E‖o_n‖² / E‖o_m‖²), m = 1..computed. */
   alpha: number[];
+  /** Version 3: per expert, the calibration tokens routed to it (among the model's n). */
+  expertTokens?: number[];
+  /** Version 3: per expert, mean mixing weight g over its tokens (the model's own weight rule over its top n); 0 without tokens. */
+  meanWeight?: number[];
+  /** Version 3: per expert, mean ‖y‖ over its tokens (L2 norm of its output before weighting); 0 without tokens. */
+  meanOutputNorm?: number[];
+  /** Version 3: per expert, REAP saliency: mean of g·‖y‖ over its tokens; 0 without tokens. */
+  reap?: number[];
+}
+
+/** Experts whose statistics rest on fewer than `minTokens` calibration tokens. */
+export interface ProfileCoverage {
+  minTokens: number;
+  below: { layer: number; expert: number; tokens: number }[];
 }
 
 export interface ProfileData {
   format: 'moe-eval-routing-profile';
-  version: 2;
+  version: 2 | 3;
   model: { file: string; fingerprint: string; architecture: string; expertCount: number; expertsUsed: number; renormalized: boolean; gating: string };
   text: { fingerprint: string; scoredTokens: number };
   settings: { contextSize: number; chunks: number; computedExperts: number };
@@ -37,18 +57,36 @@ export interface ProfileData {
   layers: ProfileLayer[];
   /** Over all MoE layers: α(m) from the summed norms, the mean prior and correlation. */
   global: { alpha: number[]; priorByRank: number[]; correlation: number };
+  /** Version 3: the experts with too few calibration tokens for their statistics to mean much. */
+  coverage?: ProfileCoverage;
 }
+
+/** The default coverage threshold: an expert routed fewer calibration tokens than this is listed. */
+export const DEFAULT_MIN_EXPERT_TOKENS = 16;
 
 export class RoutingProfile {
   readonly data: ProfileData;
 
   constructor(data: ProfileData) {
     const d = data as unknown as Record<string, unknown> & { model?: Record<string, unknown> };
-    if (!d || d.format !== 'moe-eval-routing-profile' || (d.version !== 1 && d.version !== 2) || !Array.isArray(d.layers) || !d.model) {
-      throw new MoeEvalError('ERR_INVALID_ARG', 'Expected a moe-eval routing profile (format "moe-eval-routing-profile", version 1 or 2)');
+    if (!d || d.format !== 'moe-eval-routing-profile' || (d.version !== 1 && d.version !== 2 && d.version !== 3) || !Array.isArray(d.layers) || !d.model) {
+      throw new MoeEvalError('ERR_INVALID_ARG', 'Expected a moe-eval routing profile (format "moe-eval-routing-profile", version 1, 2 or 3)');
     }
-    // version 1 named N `experts`
+    // version 1 named N `experts`; versions 1 and 2 lack the per-expert statistics (hasExpertStats)
     this.data = d.version === 1 ? ({ ...d, version: 2, model: { ...d.model, expertCount: d.model.experts, experts: undefined } } as unknown as ProfileData) : data;
+  }
+
+  /** Whether the profile has the per-expert statistics pruneExperts() ranks by (version 3). */
+  get hasExpertStats(): boolean {
+    return this.data.layers.length > 0 && this.data.layers.every((l) => Array.isArray(l.expertTokens) && Array.isArray(l.reap));
+  }
+
+  /** The experts routed fewer than `minTokens` calibration tokens (default: the threshold calibrate() used). */
+  coverage(minTokens?: number): ProfileCoverage {
+    const min = minTokens ?? this.data.coverage?.minTokens ?? DEFAULT_MIN_EXPERT_TOKENS;
+    const below: ProfileCoverage['below'] = [];
+    for (const l of this.data.layers) (l.expertTokens ?? []).forEach((t, expert) => t < min && below.push({ layer: l.layer, expert, tokens: t }));
+    return { minTokens: min, below };
   }
 
   static async load(path: string): Promise<RoutingProfile> {

@@ -99,6 +99,9 @@ void RoutingStats::Process(int il) {
         s.prob_by_rank.assign(N, 0.0);
         s.selected.assign(N, 0.0);
         s.norm2.assign(k, 0.0);
+        s.weight.assign(N, 0.0);
+        s.norm.assign(N, 0.0);
+        s.reap.assign(N, 0.0);
     }
     std::vector<double> sorted(N), w(k), o(E);
     for (int64_t t = 0; t < T; ++t) {
@@ -144,6 +147,19 @@ void RoutingStats::Process(int il) {
             double nrm = 0;
             for (int64_t e = 0; e < E; ++e) nrm += o[e] * o[e];
             s.norm2[m - 1] += nrm;
+            if (m == n) {
+                // each routed expert: its weight in the model's own mix, its output norm (REAP)
+                for (int64_t i = 0; i < m; ++i) {
+                    const float * yi = y + i * E;
+                    double sq = 0;
+                    for (int64_t e = 0; e < E; ++e) sq += (double) yi[e] * yi[e];
+                    const double norm = std::sqrt(sq);
+                    const int32_t j = order[i];
+                    s.weight[j] += w[i];
+                    s.norm[j] += norm;
+                    s.reap[j] += w[i] * norm;
+                }
+            }
         }
         // correlation between the outputs of the experts the model chooses
         for (int i = 0; i < n; ++i) {

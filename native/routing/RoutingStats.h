@@ -4,7 +4,8 @@
 // Per MoE layer: mean router probability by rank (the measured prior), how often each expert is chosen
 // among the model's n, router entropy, the correlation between chosen experts' outputs, and for every
 // m ≤ k the mean squared norm of the routed output o_m that mixes the top-m experts with the model's own
-// weight rule — so α_l(m) = sqrt(E‖o_n‖² / E‖o_m‖²) comes from the same tokens.
+// weight rule — so α_l(m) = sqrt(E‖o_n‖² / E‖o_m‖²) comes from the same tokens. Per expert, over the
+// tokens routed to it: its mixing weight, its output norm and their product (REAP's saliency).
 //
 // The calibration context runs with k experts computed but only the top n mixed (LayerRouting::mix_top),
 // so every layer sees the hidden states of the unmodified model.
@@ -36,6 +37,10 @@ struct LayerRoutingStats {
     double self = 0;                  // sum of ‖y_i‖² over the chosen (among n)
     size_t pairs = 0;
     size_t singles = 0;
+    // per expert, over the tokens for which it is among the model's n (count: `selected`):
+    std::vector<double> weight;       // sum of its mixing weight g (the model's own rule over the top n)
+    std::vector<double> norm;         // sum of ‖y‖, the L2 norm of its output before weighting
+    std::vector<double> reap;         // sum of g·‖y‖ (REAP saliency = reap / selected)
 };
 
 class RoutingStats {

@@ -18,6 +18,7 @@ import * as exportCmd from './commands/export.js';
 import * as imatrixCmd from './commands/imatrix.js';
 import * as info from './commands/info.js';
 import * as perplexity from './commands/perplexity.js';
+import * as prune from './commands/prune.js';
 import * as quantize from './commands/quantize.js';
 import * as rpcServer from './commands/rpc-server.js';
 import * as scale from './commands/scale.js';
@@ -44,7 +45,7 @@ type Module = {
   /** API option names this command maps to flags of its own (for messages). */
   flagNames?: Record<string, string>;
 };
-const commands: Module[] = [perplexity, sweep, scanCmd, compare, benchCmd, calibrate, imatrixCmd, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
+const commands: Module[] = [perplexity, sweep, scanCmd, prune, compare, benchCmd, calibrate, imatrixCmd, info, scale, quantize, exportCmd, rpcServer, demo] as unknown as Module[];
 let running: Module | undefined;
 
 function exitCodeFor(e: unknown): number {

@@ -22,6 +22,7 @@ import type { Plot, ResultRow, ScanReport } from './types.js';
 /** Plot area + axes + legend fit this size, so every plot reads the same at 640×400. */
 export const PLOT_WIDTH = 640;
 export const PLOT_HEIGHT = 400;
+export { FONT as PLOT_FONT };
 
 /**
  * The font the SVGs ask for. Helvetica, Arial and Liberation Sans share one set of glyph widths,
@@ -86,7 +87,7 @@ interface Point {
   series: string;
 }
 
-interface LineChart {
+export interface LineChart {
   name: string;
   title: string;
   subtitle: string;
@@ -144,7 +145,8 @@ export function yScaleFor(values: readonly number[]): YScale {
   return { type: 'symlog', constant: min, domain: [0, top], ticks: [0, ...ticks.filter((t) => t >= min)] };
 }
 
-function lineSpec(chart: LineChart): TopLevelSpec {
+/** A line chart's Vega-Lite spec: one line (colour and marker shape) per series. */
+export function lineSpec(chart: LineChart): TopLevelSpec {
   const y = yScaleFor(chart.points.map((p) => p.y));
   const series = distinct(chart.points.map((p) => p.series));
   const color = {

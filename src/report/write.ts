@@ -12,7 +12,7 @@ import { expected } from '../validate.js';
 import { toCsv } from './csv.js';
 import { renderHtml } from './html.js';
 import { renderPlots } from './plot.js';
-import type { ReportData, ResultRow, ScanReport } from './types.js';
+import type { Plot, ReportData, ResultRow, ScanReport } from './types.js';
 
 /** Every plot name renderPlots() can produce: a stale one from an earlier run is removed. */
 const PLOT_NAMES = ['perplexity-vs-bpw', 'kld-vs-bpw', 'perplexity-vs-experts', 'kld-vs-experts-per-token', 'scan-heatmap'] as const;
@@ -150,13 +150,16 @@ export interface WrittenReport {
   plots: string[];
 }
 
-/** Writes the report files into `dir` (created if missing) and returns their absolute paths. */
-export async function writeReport(dir: string, data: ReportData): Promise<WrittenReport> {
+/**
+ * Writes the report files into `dir` (created if missing) and returns their absolute paths.
+ * `extraPlots` (e.g. src/report/prune.ts's) follow the plots the rows support.
+ */
+export async function writeReport(dir: string, data: ReportData, extraPlots: readonly Plot[] = []): Promise<WrittenReport> {
   text(dir, 'dir');
   const clean = checkReportData(data);
   const out = resolve(dir);
   // Render everything before touching the disk: a rendering failure then leaves the folder as it was.
-  const plots = await renderPlots(clean.rows, clean.scan);
+  const plots = [...(await renderPlots(clean.rows, clean.scan)), ...extraPlots];
   const html = renderHtml(clean, plots);
   const json = JSON.stringify(clean, null, 2) + '\n';
   const csv = toCsv(clean.rows);

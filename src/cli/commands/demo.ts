@@ -27,6 +27,7 @@ import { formatBitsPerWeight, formatDeltaPercent, formatFactor, formatKld, forma
 import { intFlag, jsonFlag } from '../flags.js';
 import { printJson, table } from '../output.js';
 import { type Progress, notice, progress } from '../progress.js';
+import { demoPruneSection } from '../demo-prune.js';
 import { type VerifiedAllocation, scanReportData, verifyAllocation } from './scan.js';
 
 export const DEMO_MODEL = join(packageRoot, 'models', 'demo', 'moe-demo.gguf');
@@ -117,6 +118,9 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       };
     });
 
+    // pruning: 0 / 12.5 / 25 / 50 % of the experts masked, per ranking criterion (src/cli/demo-prune.ts)
+    const pruning = await demoPruneSection(model, { tokens: evalTokens, profile, out: join(out, 'prune.jsonl'), reference: `${sweepFile}.base.kld`, contextSize: c, ...threads, bar, signal });
+
     // the best routing other than the stock one, to compare across quantization levels
     const best = rows.filter((r) => r.experts !== info.expertsUsed).sort((x, y) => x.perplexity - y.perplexity)[0];
     const quantize = String(a.quantize).split(',').map((x) => x.trim()).filter(Boolean);
@@ -156,10 +160,10 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       rows: [...rows.map(({ factor: _, ...r }) => r), ...qrows.filter((q) => !q.fileType.startsWith('F')), ...budgets.rows.filter((b) => !rows.some((r) => r.routing === b.routing))],
       scan: budgets.heatmap,
     };
-    const written = await writeReport(out, report);
+    const written = await writeReport(out, report, pruning.plots);
     await profile.save(join(out, 'profile.json'));
     if (a.json) {
-      printJson({ ...report, budgets: { allocation: budgets.verified.allocation, measuredKld: budgets.verified.measured.kld!.kldMean }, report: written });
+      printJson({ ...report, budgets: { allocation: budgets.verified.allocation, measuredKld: budgets.verified.measured.kld!.kldMean }, pruning: pruning.result.rows, report: written });
       return;
     }
     process.stdout.write(`\nExperts per token × expert-output scale (F16, ${report.settings.evaluationChunks} chunks of ${c} tokens, KL-divergence against the stock model)\n`);
@@ -179,6 +183,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       );
     }
     printBudgets(budgets);
+    process.stdout.write(`\nExperts pruned (runtime masks ranked on the calibration text; F16, KL-divergence against the stock model)\n${pruning.text}\n`);
     process.stdout.write(`\nreport: ${written.html}\n(also ${written.json}, ${written.csv}, ${written.plots.length} plots, profile.json) — ${seconds.toFixed(0)} s\n`);
   } finally {
     bar.stop();
