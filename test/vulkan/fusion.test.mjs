@@ -5,17 +5,20 @@
 // backend (no GGML_VK_VISIBLE_DEVICES: ggml-vulkan then sees no device) for -ser and top-p in between
 // their limits, which have no file form.
 //
-// What fuses (docs/gpu.md): on this tree upstream fuses the routing of llama and qwen3moe
-// (TOPK_MOE_EARLY_SOFTMAX_NORM: softmax, top-k, gather, renormalize, and the weights scale) and of
-// qwen2moe and olmoe (TOPK_MOE_EARLY_SOFTMAX, no renormalization); not deepseek2 (grouped router),
-// gpt-oss, llama4 or granitemoe. expertScale, gateScale and experts keep the fused op exactly where the
-// default has it. maskExperts loses it (the mask is also added to the selection scores, between the
-// softmax and the top-k); -ser keeps the fused softmax + top-k + gather but renormalizes unfused (it drops
-// experts between the two); top-p loses it (it reads the whole probability vector, a use of the softmax
-// outside the fused op).
+// What fuses (docs/gpu.md): on this tree upstream fuses the routing of llama, qwen3moe and granitemoe
+// (TOPK_MOE_EARLY_SOFTMAX_NORM: softmax, top-k, gather, renormalize, and the weights scale), of qwen2moe
+// and olmoe (TOPK_MOE_EARLY_SOFTMAX, no renormalization) and of gpt-oss (TOPK_MOE_LATE_SOFTMAX: softmax
+// over the chosen); not deepseek2 (grouped router) or llama4. expertScale, gateScale and experts keep the
+// fused op exactly where the default has it. maskExperts loses it (the mask is also added to the selection
+// scores, between the softmax and the top-k); -ser keeps it, but on renormalizing models only the fused
+// softmax + top-k + gather (it drops experts between gathering and renormalizing); top-p loses it (it
+// reads the whole probability vector, a use of the softmax outside the fused op).
 //
-// Tolerance for fused vs unfused and Vulkan vs CPU: max|Δlogit| ≤ 2e-3 · max|logit|: with f16 arithmetic a
-// difference of one f32 rounding moves the logits by up to ~8e-4 · max|logit| (routing-equivalence.test.mjs).
+// Tolerance for fused vs unfused: max|Δlogit| ≤ 2e-3 · max|logit|: with f16 arithmetic a difference of one
+// f32 rounding moves the logits by up to ~8e-4 · max|logit| (routing-equivalence.test.mjs). Vulkan vs the
+// CPU backend differ by f16 against f32 arithmetic throughout: -ser and top-p there are held to 3× the
+// default routing's own Vulkan-vs-CPU difference on the same model (at least 2e-3); a threshold decision
+// flipped by rounding would move the logits by a whole expert's contribution, far more.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -24,7 +27,7 @@ import { promisify } from 'node:util';
 import { before, describe, test } from 'node:test';
 
 import { ARCHS, dir, fixture, root } from '../helpers/fixtures.mjs';
-import { N_TOKENS, assertClose } from './lib.mjs';
+import { N_TOKENS, assertClose, relDiff } from './lib.mjs';
 
 const TOL = 2e-3;
 
@@ -45,16 +48,16 @@ const UPSTREAM = {
   qwen3moe: 'TOPK_MOE_EARLY_SOFTMAX_NORM',
   olmoe: 'TOPK_MOE_EARLY_SOFTMAX',
   deepseek2: null,
-  'gpt-oss': null,
+  'gpt-oss': 'TOPK_MOE_LATE_SOFTMAX',
   llama4: null,
-  granitemoe: null,
+  granitemoe: 'TOPK_MOE_EARLY_SOFTMAX_NORM',
 };
 
 /** The fused ops expected per graph: one per MoE layer. */
 function expected(arch, form, moeLayers) {
   const up = UPSTREAM[arch];
   if (!up || form === 'maskExperts' || form === 'topP') return {};
-  if (form === 'ser') return { TOPK_MOE_EARLY_SOFTMAX: moeLayers };
+  if (form === 'ser' && up === 'TOPK_MOE_EARLY_SOFTMAX_NORM') return { TOPK_MOE_EARLY_SOFTMAX: moeLayers };
   return { [up]: moeLayers };
 }
 
@@ -94,7 +97,7 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
     const vk = { GGML_VK_VISIBLE_DEVICES: process.env.GGML_VK_VISIBLE_DEVICES || '0', GGML_VK_PERF_LOGGER: '1' };
     fusedRun = await probe(jobs, join(dir, 'probe-fused'), vk);
     unfusedRun = await probe(jobs, join(dir, 'probe-unfused'), { ...vk, GGML_VK_DISABLE_FUSION: '1' });
-    const cpuJobs = jobs.filter((j) => j.form === 'ser' || j.form === 'topP').map((j) => ({ ...j, gpuLayers: 0 }));
+    const cpuJobs = jobs.filter((j) => j.form === 'ser' || j.form === 'topP' || j.form === 'default').map((j) => ({ ...j, gpuLayers: 0 }));
     cpuRun = await probe(cpuJobs, join(dir, 'probe-cpu'), { GGML_VK_VISIBLE_DEVICES: '' });
   });
 
@@ -112,7 +115,13 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
     for (const j of jobs) assertClose(fusedRun.logits(j.tag), unfusedRun.logits(j.tag), `${j.tag} fused vs unfused`, TOL);
   });
 
-  test('-ser and top-p in between their limits: Vulkan equals the CPU backend', () => {
-    for (const j of jobs.filter((x) => x.form === 'ser' || x.form === 'topP')) assertClose(fusedRun.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan vs CPU`, TOL);
+  test('-ser and top-p in between their limits: Vulkan equals the CPU backend', (t) => {
+    const notes = [];
+    for (const j of jobs.filter((x) => x.form === 'ser' || x.form === 'topP')) {
+      const floor = relDiff(fusedRun.logits(`${j.arch}.default`), cpuRun.logits(`${j.arch}.default`));
+      const d = assertClose(fusedRun.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan vs CPU (default routing: ${floor.toExponential(2)})`, Math.max(TOL, 3 * floor));
+      notes.push(`${j.tag} ${d.toExponential(2)} (default ${floor.toExponential(2)})`);
+    }
+    t.diagnostic(notes.join('; '));
   });
 });
