@@ -15,10 +15,8 @@
 // reads the whole probability vector, a use of the softmax outside the fused op).
 //
 // Tolerance for fused vs unfused: max|Δlogit| ≤ 2e-3 · max|logit|: with f16 arithmetic a difference of one
-// f32 rounding moves the logits by up to ~8e-4 · max|logit| (routing-equivalence.test.mjs). Vulkan vs the
-// CPU backend differ by f16 against f32 arithmetic throughout: -ser and top-p there are held to 3× the
-// default routing's own Vulkan-vs-CPU difference on the same model (at least 2e-3); a threshold decision
-// flipped by rounding would move the logits by a whole expert's contribution, far more.
+// f32 rounding moves the logits by up to ~8e-4 · max|logit| (routing-equivalence.test.mjs). -ser and top-p
+// against the CPU backend: with f32 arithmetic on the device (GGML_VK_DISABLE_F16=1), 1e-4.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -27,7 +25,7 @@ import { promisify } from 'node:util';
 import { before, describe, test } from 'node:test';
 
 import { ARCHS, dir, fixture, root } from '../helpers/fixtures.mjs';
-import { N_TOKENS, assertClose, relDiff } from './lib.mjs';
+import { N_TOKENS, assertClose } from './lib.mjs';
 
 const TOL = 2e-3;
 
@@ -87,6 +85,7 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
   let fusedRun;
   let unfusedRun;
   let cpuRun;
+  let f32Run;
   const jobs = [];
 
   before(async () => {
@@ -97,8 +96,9 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
     const vk = { GGML_VK_VISIBLE_DEVICES: process.env.GGML_VK_VISIBLE_DEVICES || '0', GGML_VK_PERF_LOGGER: '1' };
     fusedRun = await probe(jobs, join(dir, 'probe-fused'), vk);
     unfusedRun = await probe(jobs, join(dir, 'probe-unfused'), { ...vk, GGML_VK_DISABLE_FUSION: '1' });
-    const cpuJobs = jobs.filter((j) => j.form === 'ser' || j.form === 'topP' || j.form === 'default').map((j) => ({ ...j, gpuLayers: 0 }));
-    cpuRun = await probe(cpuJobs, join(dir, 'probe-cpu'), { GGML_VK_VISIBLE_DEVICES: '' });
+    const cpuJobs = jobs.filter((j) => j.form === 'ser' || j.form === 'topP');
+    cpuRun = await probe(cpuJobs.map((j) => ({ ...j, gpuLayers: 0 })), join(dir, 'probe-cpu'), { GGML_VK_VISIBLE_DEVICES: '' });
+    f32Run = await probe(cpuJobs, join(dir, 'probe-f32'), { ...vk, GGML_VK_DISABLE_F16: '1' });
   });
 
   test('the fused op per MoE layer where upstream fuses, kept by expertScale, gateScale and experts', (t) => {
@@ -115,13 +115,11 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
     for (const j of jobs) assertClose(fusedRun.logits(j.tag), unfusedRun.logits(j.tag), `${j.tag} fused vs unfused`, TOL);
   });
 
-  test('-ser and top-p in between their limits: Vulkan equals the CPU backend', (t) => {
-    const notes = [];
-    for (const j of jobs.filter((x) => x.form === 'ser' || x.form === 'topP')) {
-      const floor = relDiff(fusedRun.logits(`${j.arch}.default`), cpuRun.logits(`${j.arch}.default`));
-      const d = assertClose(fusedRun.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan vs CPU (default routing: ${floor.toExponential(2)})`, Math.max(TOL, 3 * floor));
-      notes.push(`${j.tag} ${d.toExponential(2)} (default ${floor.toExponential(2)})`);
-    }
-    t.diagnostic(notes.join('; '));
+  // -ser and top-p decide by thresholds (t · the first weight; a running sum against p): with f16
+  // arithmetic a decision within rounding of its threshold can flip against the CPU backend and move a
+  // token's logits by a whole expert (seen: llama, top-p 0.7, 0.29 · max|logit|). With f32 arithmetic on the
+  // device (GGML_VK_DISABLE_F16=1) Vulkan and CPU must agree at the CPU suite's tolerance.
+  test('-ser and top-p in between their limits: Vulkan (f32 arithmetic) equals the CPU backend', () => {
+    for (const j of jobs.filter((x) => x.form === 'ser' || x.form === 'topP')) assertClose(f32Run.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan (f32) vs CPU`, 1e-4);
   });
 });
