@@ -328,6 +328,19 @@ Napi::Value Model::Info(const Napi::CallbackInfo & info) {
         layers.Set(i, l);
     }
     o.Set("moeLayers", layers);
+
+    // Where llama.cpp placed the model: the device of each repeating layer and of the output layer, as
+    // load_tensors assigned them (its debug log "layer N assigned to device X"; -ngl, the split across
+    // devices and --rpc decide). The input layer (token embeddings) is always the CPU's in llama.cpp.
+    Napi::Object placement = Napi::Object::New(env);
+    Napi::Array per_layer = Napi::Array::New(env, (size_t) llama_model_n_layer(m));
+    for (int32_t il = 0; il < llama_model_n_layer(m); ++il) {
+        ggml_backend_dev_t dev = m->dev_layer(il);
+        per_layer.Set((uint32_t) il, dev ? ggml_backend_dev_name(dev) : "none");
+    }
+    placement.Set("layers", per_layer);
+    placement.Set("output", m->dev_output() ? ggml_backend_dev_name(m->dev_output()) : "none");
+    o.Set("placement", placement);
     return o;
 }
 

@@ -120,12 +120,44 @@ Napi::Value GpuDeviceCount(const Napi::CallbackInfo & info) {
     return Napi::Number::New(info.Env(), (double) n);
 }
 
+const char * DeviceType(enum ggml_backend_dev_type type) {
+    switch (type) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
+        case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
+        default: return "unknown";
+    }
+}
+
+// ggml's device registry: every device this build can compute on (the names ModelInfo.placement uses).
+Napi::Value Devices(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env, ggml_backend_dev_count());
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        Napi::Object d = Napi::Object::New(env);
+        d.Set("name", ggml_backend_dev_name(dev));
+        d.Set("description", ggml_backend_dev_description(dev));
+        d.Set("backend", reg ? ggml_backend_reg_name(reg) : "");
+        d.Set("type", DeviceType(ggml_backend_dev_type(dev)));
+        d.Set("memoryTotal", (double) total);
+        d.Set("memoryFree", (double) free);
+        out.Set((uint32_t) i, d);
+    }
+    return out;
+}
+
 }  // namespace
 
 void InitSystem(Napi::Env env, Napi::Object exports) {
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreadsJs, "defaultThreads"));
     exports.Set("gpuDeviceCount", Napi::Function::New(env, GpuDeviceCount, "gpuDeviceCount"));
+    exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
 }
 
 }  // namespace moe_eval

@@ -1,4 +1,4 @@
-// systemInfo(), defaultThreads(), gpuDeviceCount(): what this machine and build offer.
+// systemInfo(), defaultThreads(), gpuDeviceCount(), devices(): what this machine and build offer.
 #pragma once
 
 #include <napi.h>

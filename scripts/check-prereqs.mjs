@@ -2,11 +2,13 @@
 // What `npm test` needs on this machine besides Node (README, "Setup"), checked up front with one message:
 // CMake ≥ 3.19, a C++17 compiler and git for the native build and llama.cpp's peer tools, and Chromium
 // for the tests that render the HTML report in a real browser. `npm install` alone needs no Chromium.
-//   node scripts/check-prereqs.mjs [--for install|test]
+// `vulkan` (npm run test:vulkan): the Vulkan headers and loader, glslc, and a Vulkan driver instead.
+//   node scripts/check-prereqs.mjs [--for install|test|vulkan]
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const forTest = !process.argv.includes('install');
+const forVulkan = process.argv.includes('vulkan');
+const forTest = !process.argv.includes('install') && !forVulkan;
 const missing = [];
 const version = (cmd, args = ['--version']) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -23,8 +25,19 @@ if (forTest) {
   const chromium = process.env.CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
   if (!chromium || !existsSync(chromium)) missing.push('Chromium, for the tests that render the HTML report (apt-get install chromium; or set CHROMIUM=/path/to/chrome)');
 }
+if (forVulkan) {
+  const apt = 'Debian/Ubuntu: apt-get install libvulkan-dev glslc glslang-tools spirv-headers mesa-vulkan-drivers';
+  if (!version('glslc')) missing.push(`glslc, the GLSL to SPIR-V compiler (${apt})`);
+  if (!['/usr/include/vulkan/vulkan.hpp', '/usr/local/include/vulkan/vulkan.hpp'].some((p) => existsSync(p)) && !process.env.VULKAN_SDK) {
+    missing.push(`the Vulkan headers (${apt}; or set VULKAN_SDK)`);
+  }
+  const icds = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
+  if (!icds.some((p) => existsSync(p)) && !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES) {
+    missing.push(`a Vulkan driver (a GPU's, or Mesa's CPU driver lavapipe: ${apt})`);
+  }
+}
 
 if (missing.length) {
-  process.stderr.write(`moe-eval: ${forTest ? 'npm test' : 'the build'} needs what this machine lacks:\n${missing.map((x) => `  - ${x}`).join('\n')}\n`);
+  process.stderr.write(`moe-eval: ${forVulkan ? 'npm run test:vulkan' : forTest ? 'npm test' : 'the build'} needs what this machine lacks:\n${missing.map((x) => `  - ${x}`).join('\n')}\n`);
   process.exit(1);
 }

@@ -41,7 +41,8 @@ export {
 } from './multiple-choice.js';
 export { createRandomModel, defaultVocabFile, type RandomModelSpec } from './fixtures.js';
 export { setLogger, type LogLevel } from './log.js';
-export { systemInfo } from './system.js';
+export { devices, systemInfo } from './system.js';
+export type { Device } from './system.js';
 export { startRpcServer, type RpcServerOptions } from './rpc.js';
 export { MoeEvalError, DisposedError, type ErrorCode } from './errors.js';
 

@@ -38,6 +38,12 @@ export interface ModelInfo {
   moeLayers: NativeLayerFacts[];
   /** The metadata overrides the model was loaded with (KEY=TYPE:VALUE, llama.cpp's --override-kv syntax). */
   kvOverrides: string[];
+  /**
+   * Where llama.cpp placed the weights and so runs the layer: the device name (see devices()) of each
+   * repeating layer and of the output layer, as load_tensors assigned them (-ngl / gpuLayers, the split
+   * across devices, --rpc). The input layer (token embeddings) always stays on the CPU.
+   */
+  placement: { layers: string[]; output: string };
 }
 
 const FTYPES: Record<number, string> = {
@@ -80,5 +86,6 @@ export function toModelInfo(path: string, raw: NativeModelInfo, kvOverrides: str
     expertGroupsUsed: raw.expertGroupsUsed,
     moeLayers: raw.moeLayers,
     kvOverrides,
+    placement: { layers: [...raw.placement.layers], output: raw.placement.output },
   };
 }

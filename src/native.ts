@@ -46,6 +46,20 @@ export interface NativeModelInfo {
   expertGroupsUsed: number;
   denseLeadingLayers: number;
   moeLayers: NativeLayerFacts[];
+  /** The device (a name from devices()) of each repeating layer and of the output layer. */
+  placement: { layers: string[]; output: string };
+}
+
+/** A ggml backend device this build can compute on (native/System.cpp). */
+export interface NativeDevice {
+  /** ggml's device name, e.g. 'CPU', 'Vulkan0', 'CUDA0', 'RPC0[host:port]'. */
+  name: string;
+  description: string;
+  /** The backend that registered it, e.g. 'CPU', 'Vulkan', 'CUDA', 'RPC'. */
+  backend: string;
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'unknown';
+  memoryTotal: number;
+  memoryFree: number;
 }
 
 export interface NativeLayerRouting {
@@ -288,6 +302,7 @@ export interface NativeAddon {
     kldUnc?: number;
     sameTop?: number;
   };
+  devices(): NativeDevice[];
   createRandomModel(path: string, spec: NativeRandomModelSpec): Promise<void>;
   quantizeModel(src: string, dst: string, options: NativeQuantizeOptions, onProgress?: (p: number) => void): Promise<void>;
   readImatrix(path: string): Promise<NativeImatrixFile>;

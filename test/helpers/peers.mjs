@@ -1,13 +1,15 @@
 // llama.cpp's own tools, built from the same vendor tree and objects as the addon (`npm run build:peers`).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 import { root } from './fixtures.mjs';
 
-export const llamaPerplexity = join(root, 'build', 'tools', 'perplexity', 'llama-perplexity');
-export const llamaBench = join(root, 'build', 'tools', 'llama-bench', 'llama-bench');
+// MOE_EVAL_BUILD_DIR: the peers of another build (the Vulkan suite's build-vulkan/), as for the addon
+const buildDir = resolve(root, process.env.MOE_EVAL_BUILD_DIR || 'build');
+export const llamaPerplexity = join(buildDir, 'tools', 'perplexity', 'llama-perplexity');
+export const llamaBench = join(buildDir, 'tools', 'llama-bench', 'llama-bench');
 
 if (!existsSync(llamaPerplexity)) {
   throw new Error(`${llamaPerplexity} is missing: run \`npm run build:peers\` (npm test does it first)`);
@@ -35,8 +37,8 @@ export async function runLlamaPerplexity(args) {
   throw new Error(`llama-perplexity's output stayed incomplete in 3 runs:\n${out.slice(-2000)}`);
 }
 
-export const llamaImatrix = join(root, 'build', 'tools', 'imatrix', 'llama-imatrix');
-export const llamaQuantize = join(root, 'build', 'tools', 'quantize', 'llama-quantize');
+export const llamaImatrix = join(buildDir, 'tools', 'imatrix', 'llama-imatrix');
+export const llamaQuantize = join(buildDir, 'tools', 'quantize', 'llama-quantize');
 
 /** Runs one of llama.cpp's tools (a file-producing one: llama-imatrix, llama-quantize); returns its output. */
 export async function runPeer(tool, args) {

@@ -6,7 +6,9 @@ import type { Argv } from 'yargs';
 
 import { MoeEvalError } from '../../errors.js';
 import { formatMiB } from '../../format.js';
+import type { ModelInfo } from '../../model-info.js';
 import type { ContextMemory } from '../../native.js';
+import { type Device, devices } from '../../system.js';
 import { contextFlags, jsonFlag, modelFlags, routingFlags } from '../flags.js';
 import { contextFromArgs, loadModelFromArgs } from '../load.js';
 import { factsTable, printJson } from '../output.js';
@@ -18,6 +20,22 @@ export const builder = (y: Argv) =>
   jsonFlag(routingFlags(contextFlags(modelFlags(y))))
     .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf', 'experts, gating, renormalization, file type, memory of a -c 512 -b 2048 context')
     .example('$0 info -m mixtral-8x7b.Q4_K_M.gguf -c 4096 -b 4096 --experts 4', 'the memory of that context, sized for 4 experts per token');
+
+/** 'layers 0-23 Vulkan0, 24-31 CPU; output CPU': runs of consecutive layers on one device. */
+function formatPlacement(p: ModelInfo['placement']): string {
+  const runs: string[] = [];
+  for (let i = 0; i < p.layers.length; ) {
+    let j = i;
+    while (j + 1 < p.layers.length && p.layers[j + 1] === p.layers[i]) j++;
+    runs.push(`${i === j ? i : `${i}-${j}`} ${p.layers[i]}`);
+    i = j + 1;
+  }
+  return `layers ${runs.join(', ')}; output ${p.output}`;
+}
+
+function formatDevice(d: Device): string {
+  return `${d.name} (${d.backend}, ${d.type}: ${d.description})`;
+}
 
 export async function handler(a: Record<string, unknown>, signal: AbortSignal): Promise<void> {
   const routing = await routingFromArgs(a, 'info');
@@ -37,7 +55,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       memory = { error: e.message };
     }
     if (a.json) {
-      printJson({ ...i, contextMemory: memory });
+      printJson({ ...i, devices: devices(), contextMemory: memory });
       return;
     }
     const rows: [string, string | number][] = [
@@ -57,6 +75,8 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ['shared experts', i.sharedExperts ? `${i.sharedExperts} (always on; never routed or scaled)` : 0],
       ['expert groups', i.expertGroups ? `${i.expertGroupsUsed} of ${i.expertGroups} used` : '-'],
       ...(i.kvOverrides.length ? [['--override-kv', i.kvOverrides.join(' ')] as [string, string]] : []),
+      ['devices', devices().map(formatDevice).join('; ')],
+      ['placement', formatPlacement(i.placement)],
       'error' in memory
         ? ['memory of a context', `none could be created: ${memory.error}`]
         : [
