@@ -1,26 +1,13 @@
 // The CLI's contract, command by command: every flag a command accepts takes effect or is refused,
 // errors name the flag the user typed, and a routing is written the same way in every command.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import { readGgufInfo } from '../dist/index.js';
 import { dir, fixture, root, sampleText } from './helpers/fixtures.mjs';
-
-const cli = join(root, 'dist', 'cli', 'main.js');
-
-function run(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cli, runCli as run } from './helpers/cli.mjs';
 
 let model;
 let text;

@@ -1,25 +1,12 @@
 // moe-eval prune: a pipe run (table, --json, resume, report with plots and heatmap, errors) and a terminal run (progress).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { dir, fixture, root, sampleText } from './helpers/fixtures.mjs';
+import { dir, fixture, sampleText } from './helpers/fixtures.mjs';
 import { finalScreen, plain, runInTerminal } from './helpers/pty.mjs';
-
-const cli = join(root, 'dist', 'cli', 'main.js');
-
-function run(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cli, runCli as run } from './helpers/cli.mjs';
 
 let model;
 let textFile;

@@ -1,29 +1,17 @@
 // moe-eval sweep --strategy halving through a real child process (a pipe run and a terminal run).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { dir, root } from './helpers/fixtures.mjs';
 import { finalScreen, plain, runInTerminal } from './helpers/pty.mjs';
+import { cli, runCli as run } from './helpers/cli.mjs';
 
-const cli = join(root, 'dist', 'cli', 'main.js');
 const demo = join(root, 'models', 'demo', 'moe-demo.gguf');
 const heldout = join(root, 'models', 'demo', 'heldout.txt');
 // the demo model: expert-output scales far from 1 are clearly worse than the model's own routing
 const args = (out) => ['sweep', '-m', demo, '-f', heldout, '-c', '64', '-b', '256', '-t', '2', '--chunks', '32', '-o', out, '--expert-scale', '0.1', '0.3', '1', '3', '10', '--strategy', 'halving', '--initial-chunks', '4'];
-
-function run(argv) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('moe-eval sweep --strategy halving', () => {
   test('the table says how many chunks each point got and why it was dropped; --json has the search', async () => {

@@ -1,25 +1,11 @@
 // The moe-eval CLI through a real child process: exit codes, --json, stdin, help.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { dir, fixture, root, sampleText } from './helpers/fixtures.mjs';
-
-const cli = join(root, 'dist', 'cli', 'main.js');
-
-function run(args, stdin) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
+import { dir, fixture, sampleText } from './helpers/fixtures.mjs';
+import { runCli as run } from './helpers/cli.mjs';
 
 let model;
 let textFile;

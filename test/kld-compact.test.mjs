@@ -3,7 +3,6 @@
 // records against the base llama-perplexity writes (every log-probability, read here in JS), the bound
 // against the full base, and the same refusals as llama.cpp's format.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { MoeEvalError, bench, compare, evaluate, loadModel, readKldBaseHeader, sweep } from '../dist/index.js';
 import { dir, fixture, root, sampleText } from './helpers/fixtures.mjs';
 import { runLlamaPerplexity } from './helpers/peers.mjs';
+import { cli, runCli as run } from './helpers/cli.mjs';
 
 const C = 128;
 const CHUNKS = 4;
@@ -345,18 +345,6 @@ describe('compact KL-divergence base', () => {
 });
 
 // ---- the CLI: --kld-top-k in every command that writes a base, refused where none is written ----
-
-const cli = join(root, 'dist', 'cli', 'main.js');
-function run(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('--kld-top-k on the command line', () => {
   const sizes = ['-c', '64', '-b', '64', '-t', '2', '--chunks', '3'];

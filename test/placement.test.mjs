@@ -3,26 +3,12 @@
 // prints both. In a CPU build every layer is the CPU's, whatever gpuLayers asks for. (The Vulkan suite,
 // test/vulkan/, checks a Vulkan build: Vulkan0 with -ngl 99, the CPU with -ngl 0.)
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { devices, systemInfo } from '../dist/index.js';
-import { fixture, root } from './helpers/fixtures.mjs';
+import { fixture } from './helpers/fixtures.mjs';
 import { loadLogged } from './helpers/placement.mjs';
-
-const cli = join(root, 'dist', 'cli', 'main.js');
-
-function run(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runCli as run } from './helpers/cli.mjs';
 
 describe('devices and layer placement (CPU build)', () => {
   test('devices(): the CPU, described', () => {
