@@ -40,6 +40,7 @@ protected:
         cp.kv_unified = o.kv_unified;
         cp.n_threads = o.n_threads;
         cp.n_threads_batch = o.n_threads;
+        cp.flash_attn_type = o.flash_attn;
         cp.no_perf = true;
         cp.abort_callback = [](void * data) { return static_cast<std::atomic<bool> *>(data)->load(); };
         cp.abort_callback_data = &owner_->abort_;
@@ -105,7 +106,7 @@ Napi::Function Context::Define(Napi::Env env) {
     });
 }
 
-// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
+// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, flashAttention, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
 // Sizes arrive resolved by src/context.ts; the checks here only keep llama.cpp away from its asserts.
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
@@ -121,6 +122,12 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     options_.n_seq_max = (uint32_t) IntegerOption(env, o, "sequences", options_.n_seq_max, 1, LLAMA_MAX_SEQ, where);
     options_.n_threads = (int32_t) IntegerOption(env, o, "threads", options_.n_threads, 1, 1024, where);
     options_.reserve_experts = (int32_t) IntegerOption(env, o, "reserveExperts", 0, 0, LLAMA_MAX_EXPERTS, where);
+    if (o.Has("flashAttention")) {
+        const std::string fa = StringOption(env, o, "flashAttention", where);
+        if (fa == "on") options_.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+        else if (fa == "off") options_.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        else if (fa != "auto") ThrowInvalidArg(env, where + ": flashAttention must be 'auto', 'on' or 'off'");
+    }
     options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
     options_.kv_unified = BoolOption(o, "unifiedKv", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());

@@ -16,7 +16,10 @@
  * and same-top fraction of the routing against the model's default routing on that text
  * (llama-perplexity's --kl-divergence statistics).
  */
-import { createContextFor, type Context } from './context.js';
+import { createContextFor, resolveFlashAttention, type Context, type FlashAttention } from './context.js';
+
+/** llama.cpp's llama_flash_attn_type, as llama-bench prints it. */
+const FLASH_ATTN_TYPE: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
 import { fromNative, toAbortReason } from './errors.js';
 import { evaluate, inputTokens } from './evaluate.js';
 import { Model } from './model.js';
@@ -70,6 +73,8 @@ export interface BenchOptions {
   batchSize?: number;
   /** llama-bench -ub. Default 512. */
   ubatchSize?: number;
+  /** llama-bench -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   /** llama-bench --no-warmup is warmup: false. Default true. */
   warmup?: boolean;
   /** Also measure each routing's mean KLD and same top against the default routing on this text. */
@@ -142,10 +147,10 @@ export interface BenchRow {
 export interface BenchResult {
   rows: BenchRow[];
   /** What the markdown printer needs to choose its columns as llama-bench does. */
-  settings: { threads: number; batchSize: number; ubatchSize: number; threadsGiven: boolean; kld: boolean; backends: string };
+  settings: { threads: number; batchSize: number; ubatchSize: number; flashAttention: FlashAttention; threadsGiven: boolean; kld: boolean; backends: string };
 }
 
-const BENCH_OPTIONS = ['routings', 'tests', 'repetitions', 'threads', 'batchSize', 'ubatchSize', 'warmup', 'kld', 'onProgress', 'signal'] as const;
+const BENCH_OPTIONS = ['routings', 'tests', 'repetitions', 'threads', 'batchSize', 'ubatchSize', 'flashAttention', 'warmup', 'kld', 'onProgress', 'signal'] as const;
 const KLD_OPTIONS = ['text', 'tokens', 'file', 'contextSize', 'chunks'] as const;
 
 /** llama-bench's test name: pp512, tg128, pp512+tg128, with " @ d512" for a depth. */
@@ -239,6 +244,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
   const threads = threadsGiven ? integer(o.threads, 'threads', 1, 1024) : defaultThreads();
   const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, 'batchSize', 1, 1 << 20);
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, 'ubatchSize', 1, 1 << 20);
+  const flashAttention = resolveFlashAttention(o.flashAttention, 'flashAttention');
   const warmup = optionalBoolean(o.warmup, 'warmup') ?? true;
   const onProgress = optionalFunction<(p: BenchProgress) => void>(o.onProgress, 'onProgress');
   const signal = optionalSignal(o.signal, 'signal');
@@ -263,7 +269,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
     let ctx = contexts.get(size);
     if (!ctx) {
       const batch = Math.min(batchSize, size);
-      ctx = await createContextFor(model, { contextSize: size, batchSize: batch, ubatchSize: Math.min(ubatchSize, batch), threads }, { reserveExperts });
+      ctx = await createContextFor(model, { contextSize: size, batchSize: batch, ubatchSize: Math.min(ubatchSize, batch), threads, flashAttention }, { reserveExperts });
       contexts.set(size, ctx);
     }
     return ctx;
@@ -320,7 +326,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
           split_mode: 'layer',
           main_gpu: 0,
           no_kv_offload: false,
-          flash_attn: -1,
+          flash_attn: FLASH_ATTN_TYPE[flashAttention],
           devices: 'auto',
           tensor_split: '0.00',
           tensor_buft_overrides: 'none',
@@ -354,7 +360,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
 
   if (kld) {
     const tokens = await inputTokens(model, kld, 'bench() kld');
-    const ctxOptions = { contextSize: kldContextSize, batchSize: Math.max(kldContextSize, Math.min(batchSize, 4 * kldContextSize)), ubatchSize, threads };
+    const ctxOptions = { contextSize: kldContextSize, batchSize: Math.max(kldContextSize, Math.min(batchSize, 4 * kldContextSize)), ubatchSize, threads, flashAttention };
     ctxOptions.batchSize -= ctxOptions.batchSize % kldContextSize;
     const qCtx = await createContextFor(model, ctxOptions, { reserveExperts });
     const refCtx = await createContextFor(model, ctxOptions);
@@ -375,5 +381,5 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
       await refCtx.dispose();
     }
   }
-  return { rows, settings: { threads, batchSize, ubatchSize, threadsGiven, kld: kld !== undefined, backends: rows[0]?.backends ?? 'CPU' } };
+  return { rows, settings: { threads, batchSize, ubatchSize, flashAttention, threadsGiven, kld: kld !== undefined, backends: rows[0]?.backends ?? 'CPU' } };
 }

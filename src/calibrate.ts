@@ -12,7 +12,7 @@ import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
 import type { NativeLayerStats } from './native.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
-import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -27,6 +27,8 @@ export interface CalibrateOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   chunks?: number;
   onProgress?: (p: EvaluateProgress) => void;
@@ -51,7 +53,7 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
   // compute k, mix the model's own top n
   const routing = resolveRouting(k > n ? { experts: k } : {}, info);
   const ctx = await model.createContextWith(
-    { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
+    contextOptionsOf(sizes),
     { collectRoutingStats: true, reserveExperts: k },
   );
   let raw;

@@ -12,7 +12,7 @@ import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './eva
 import { kldTopKOption } from './reference.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
-import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
 import { readGgufInfo } from './gguf-info.js';
 import { type ImatrixSource, type QuantizeRecipe, checkRecipe, isPlainRecipe, makeRecipe } from './recipe.js';
 import type { ReportData, ResultRow } from './report/types.js';
@@ -47,6 +47,8 @@ export interface CompareOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   chunks?: number;
   onEvent?: (e: CompareEvent) => void;
@@ -123,7 +125,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     files.push(out);
   }
 
-  const contextOptions = { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads };
+  const contextOptions = contextOptionsOf(sizes);
   const total = files.length * routings.length;
   const rows: ResultRow[] = [];
   const fingerprints: Record<string, string> = {};

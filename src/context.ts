@@ -7,7 +7,7 @@ import type { Model } from './model.js';
 import type { ContextMemory, NativeContext, NativeEvaluateOptions, NativeEvaluation } from './native.js';
 import { defaultThreads, native } from './native.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
-import { checkOptionNames, integer, optionsObject } from './validate.js';
+import { checkOptionNames, expected, integer, optionsObject } from './validate.js';
 
 export interface ContextOptions {
   /** Tokens per evaluated chunk (llama-perplexity's -c). Default 512. */
@@ -18,11 +18,20 @@ export interface ContextOptions {
   ubatchSize?: number;
   /** CPU threads. Default: llama.cpp's rule (the physical cores; on a hybrid CPU its performance cores), see defaultThreads(). */
   threads?: number;
+  /**
+   * Flash attention (llama.cpp's -fa): 'auto' (default: llama.cpp uses it where the backend supports it),
+   * 'on' or 'off'. Its arithmetic differs from the plain attention's, so a number equals llama-perplexity's
+   * run with the same -fa.
+   */
+  flashAttention?: FlashAttention;
   routing?: Routing;
 }
 
-/** The sizes of an evaluation context: every function that creates one takes these (and only these) names. */
-export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const;
+export const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
+export type FlashAttention = (typeof FLASH_ATTENTION)[number];
+
+/** The sizes and settings of an evaluation context: every function that creates one takes these (and only these) names. */
+export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'flashAttention'] as const;
 export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
 export interface ResolvedContextOptions {
@@ -30,6 +39,7 @@ export interface ResolvedContextOptions {
   batchSize: number;
   ubatchSize: number;
   threads: number;
+  flashAttention: FlashAttention;
   /** Chunks evaluated per batch (llama-perplexity's n_seq). */
   sequences: number;
 }
@@ -40,11 +50,40 @@ export function resolveContextOptions(o: Record<string, unknown>, where: string,
   const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, `${where}.batchSize`, 1, 1 << 20);
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, `${where}.ubatchSize`, 1, 1 << 20);
   const threads = o.threads === undefined ? defaultThreads() : integer(o.threads, `${where}.threads`, 1, 1024);
+  const flashAttention = resolveFlashAttention(o.flashAttention, `${where}.flashAttention`);
   if (chunked && batchSize > contextSize && batchSize % contextSize !== 0) {
     throw new RangeError(`Expected batchSize below contextSize or a multiple of it (as llama-perplexity requires) but received batchSize ${batchSize} with contextSize ${contextSize}`);
   }
   const sequences = Math.max(1, Math.floor(batchSize / contextSize));
-  return { contextSize, batchSize, ubatchSize, threads, sequences };
+  return { contextSize, batchSize, ubatchSize, threads, flashAttention, sequences };
+}
+
+/** The context sizes and settings given in `o` (CONTEXT_SIZE_OPTIONS; unvalidated: createContext() checks them). */
+export function contextSettingsOf(o: Record<string, unknown>): Omit<ContextOptions, 'routing'> {
+  const out: Record<string, unknown> = {};
+  for (const k of CONTEXT_SIZE_OPTIONS) if (o[k] !== undefined) out[k] = o[k];
+  return out as Omit<ContextOptions, 'routing'>;
+}
+
+/** The createContext() options of resolved sizes and settings (what a function passes on to a context it creates). */
+export function contextOptionsOf(r: ResolvedContextOptions): Required<Omit<ContextOptions, 'routing'>> {
+  return { contextSize: r.contextSize, batchSize: r.batchSize, ubatchSize: r.ubatchSize, threads: r.threads, flashAttention: r.flashAttention };
+}
+
+/** A function given a Context takes its sizes and settings from it: any of `o`'s that differ are refused. */
+export function refuseContextChanges(target: Context, o: Record<string, unknown>): void {
+  for (const k of CONTEXT_SIZE_OPTIONS) {
+    if (o[k] !== undefined && o[k] !== target.options[k]) {
+      throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
+    }
+  }
+}
+
+/** 'auto' when not given. */
+export function resolveFlashAttention(value: unknown, name: string): FlashAttention {
+  if (value === undefined) return 'auto';
+  if (!(FLASH_ATTENTION as readonly unknown[]).includes(value)) throw new TypeError(expected(`one of ${FLASH_ATTENTION.map((v) => `'${v}'`).join(', ')}`, name, value));
+  return value as FlashAttention;
 }
 
 export class Context {
@@ -268,6 +307,7 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
     ubatchSize: Math.min(options.ubatchSize, options.batchSize, kvSize),
     sequences: options.sequences,
     threads: options.threads,
+    flashAttention: options.flashAttention,
     reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
     ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
     ...(internal.collectImatrix ? { collectImatrix: true } : {}),

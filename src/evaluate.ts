@@ -5,7 +5,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 
-import { CONTEXT_OPTIONS, Context, resolveContextOptions } from './context.js';
+import { CONTEXT_OPTIONS, Context, contextOptionsOf, refuseContextChanges, resolveContextOptions, type FlashAttention } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { Model } from './model.js';
 import { native } from './native.js';
@@ -28,6 +28,8 @@ export interface EvaluateOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   /** At most this many chunks (llama-perplexity's --chunks). */
   chunks?: number;
@@ -140,6 +142,8 @@ export interface EvaluateResult {
   ubatchSize: number;
   /** CPU threads the evaluation ran with (tokensPerSecond was measured with them). */
   threads: number;
+  /** Flash attention as asked for (llama.cpp's -fa; 'auto' lets llama.cpp decide per backend). */
+  flashAttention: FlashAttention;
   tokensPerSecond: number;
   elapsedMs: number;
   /** Of elapsedMs, the time spent on the logits after each decode (log-softmax, KLD, base rows); the rest is llama.cpp decoding. */
@@ -201,13 +205,7 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   if (firstChunk > 0 && o.saveReference !== undefined) throw new TypeError('saveReference writes a base from the first chunk; it cannot be combined with firstChunk');
   if (signal?.aborted) throw toAbortReason(signal);
 
-  if (target instanceof Context) {
-    for (const k of ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const) {
-      if (o[k] !== undefined && o[k] !== target.options[k]) {
-        throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
-      }
-    }
-  }
+  if (target instanceof Context) refuseContextChanges(target, o);
   // resolved once, before anything is loaded
   const sizes = target instanceof Context ? target.options : resolveContextOptions(o, 'evaluate');
 
@@ -280,7 +278,7 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
   const withReference = async (ctx: Context): Promise<EvaluateResult> => {
     if (ref instanceof Context) return ref.enqueue(() => run(ctx, ref));
     if (ref instanceof Model) {
-      const refCtx = await ref.createContext({ contextSize, batchSize: ctx.options.batchSize, ubatchSize: ctx.options.ubatchSize, threads: ctx.options.threads });
+      const refCtx = await ref.createContext({ ...contextOptionsOf(ctx.options), contextSize });
       try {
         return await refCtx.enqueue(() => run(ctx, refCtx));
       } finally {
@@ -296,7 +294,7 @@ export async function evaluate(target: Model | Context, options: EvaluateOptions
     return target.enqueue(() => withReference(target));
   }
   const ctx = await target.createContextWith(
-    { contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
+    { ...contextOptionsOf(sizes), contextSize },
     { routing: routing ?? resolveRouting(undefined, model.info) },
   );
   try {
@@ -333,6 +331,7 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     batchSize: ctx.options.batchSize,
     ubatchSize: ctx.options.ubatchSize,
     threads: ctx.options.threads,
+    flashAttention: ctx.options.flashAttention,
     tokensPerSecond: raw.elapsedMs > 0 ? (raw.tokensDecoded * 1000) / raw.elapsedMs : 0,
     elapsedMs: raw.elapsedMs,
     scoringMs: raw.scoringMs,

@@ -11,7 +11,7 @@ import { fromNative, toAbortReason } from './errors.js';
 import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import type { Model } from './model.js';
 import { type NativeLayerRouting, native } from './native.js';
-import { CONTEXT_OPTIONS, resolveContextOptions } from './context.js';
+import { CONTEXT_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, expected, integer, nonEmptyString, numberInRange, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -51,6 +51,8 @@ export interface ImatrixOptions {
   batchSize?: number;
   /** llama-imatrix -ub (default 512). */
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   /** llama-imatrix -t. */
   threads?: number;
   /** llama-imatrix --chunks: at most this many chunks. */
@@ -124,7 +126,7 @@ export async function imatrix(model: Model, options: ImatrixOptions): Promise<Im
   const tokens = await inputTokens(model, o, 'imatrix()');
 
   const ctx = await model.createContextWith(
-    { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads, ...(o.routing === undefined ? {} : { routing: o.routing as Routing }) },
+    { ...contextOptionsOf(sizes), ...(o.routing === undefined ? {} : { routing: o.routing as Routing }) },
     { collectImatrix: true, ...(k ? { reserveExperts: k } : {}) },
   );
   let raw;

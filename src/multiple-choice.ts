@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { CONTEXT_OPTIONS, CONTEXT_SIZE_OPTIONS, Context, resolveContextOptions } from './context.js';
+import { Context, CONTEXT_OPTIONS, contextOptionsOf, refuseContextChanges, type FlashAttention, resolveContextOptions, type ResolvedContextOptions } from './context.js';
 import { MoeEvalError, fromNative, toAbortReason } from './errors.js';
 import { Model } from './model.js';
 import { type BinaryTask, parseBinary, prepareBinary } from './multiple-choice/binary.js';
@@ -52,6 +52,8 @@ export interface MultipleChoiceOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   /** llama-perplexity's -np: sequences per decode, at least 4 (as llama-perplexity enforces). Default 4. */
   parallel?: number;
@@ -103,6 +105,7 @@ export interface MultipleChoiceResult extends AccuracyStats {
   batchSize: number;
   ubatchSize: number;
   threads: number;
+  flashAttention: FlashAttention;
   parallel: number;
   elapsedMs: number;
   tokensPerSecond: number;
@@ -157,11 +160,7 @@ function prepare(set: TaskSet, t: ParsedTask, tokenize: (s: string) => Promise<I
   return prepareBinary(t as BinaryTask, tokenize, set.name);
 }
 
-interface Sizes {
-  contextSize: number;
-  batchSize: number;
-  ubatchSize: number;
-  threads: number;
+interface Sizes extends ResolvedContextOptions {
   parallel: number;
 }
 
@@ -206,7 +205,7 @@ async function scoreTasks(
     }
   }
   const ctx = await model.createContextWith(
-    { contextSize: sizes.contextSize, batchSize: sizes.batchSize, ubatchSize: sizes.ubatchSize, threads: sizes.threads },
+    contextOptionsOf(sizes),
     { routing, parallel: sizes.parallel },
   );
   try {
@@ -255,15 +254,9 @@ export async function multipleChoice(target: Model | Context, options: MultipleC
   const signal = optionalSignal(o.signal, 'signal');
   const onProgress = optionalFunction<(p: MultipleChoiceProgress) => void>(o.onProgress, 'onProgress');
   const parallel = Math.max(4, o.parallel === undefined ? 1 : integer(o.parallel, 'parallel', 1, 256));
-  if (target instanceof Context) {
-    for (const k of CONTEXT_SIZE_OPTIONS) {
-      if (o[k] !== undefined && o[k] !== target.options[k]) {
-        throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
-      }
-    }
-  }
+  if (target instanceof Context) refuseContextChanges(target, o);
   const resolved = target instanceof Context ? target.options : resolveContextOptions(o, 'multipleChoice', false);
-  const sizes: Sizes = { contextSize: resolved.contextSize, batchSize: resolved.batchSize, ubatchSize: resolved.ubatchSize, threads: resolved.threads, parallel };
+  const sizes: Sizes = { ...resolved, parallel };
   const model = target instanceof Context ? target.model : target;
   const routingOption = o.routing === undefined ? undefined : resolveRouting(o.routing as Routing, model.info);
 
@@ -299,7 +292,8 @@ export async function multipleChoice(target: Model | Context, options: MultipleC
       perTask: r.perTask,
       routing,
       model: { path: info.path, architecture: info.architecture, fileType: info.fileType },
-      ...sizes,
+      ...contextOptionsOf(sizes),
+      parallel: sizes.parallel,
       elapsedMs: r.elapsedMs,
       tokensPerSecond: r.elapsedMs > 0 ? (r.tokensDecoded * 1000) / r.elapsedMs : 0,
     };

@@ -136,6 +136,8 @@ export interface NativeContextOptions {
   ubatchSize: number;
   sequences: number;
   threads: number;
+  /** llama.cpp's flash_attn_type: 'auto' | 'on' | 'off'. */
+  flashAttention: 'auto' | 'on' | 'off';
   reserveExperts: number;
   collectRoutingStats?: boolean;
   collectImatrix?: boolean;

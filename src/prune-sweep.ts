@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { calibrate } from './calibrate.js';
-import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
 import { toAbortReason } from './errors.js';
 import { INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
@@ -43,6 +43,8 @@ export interface PruneSweepOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   /** Evaluation chunks per point. */
   chunks?: number;
@@ -140,10 +142,7 @@ export async function pruneSweep(target: Model | string, options: PruneSweepOpti
         profile = await calibrate(model, {
           tokens: calib,
           experts: info.expertsUsed,
-          contextSize: sizes.contextSize,
-          batchSize: sizes.batchSize,
-          ubatchSize: sizes.ubatchSize,
-          threads: sizes.threads,
+          ...contextOptionsOf(sizes),
           ...(calibrationChunks ? { chunks: calibrationChunks } : {}),
           ...(signal ? { signal } : {}),
           ...(onCalibrate ? { onProgress: (p) => onCalibrate({ chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }) } : {}),
@@ -164,10 +163,7 @@ export async function pruneSweep(target: Model | string, options: PruneSweepOpti
       routings: points.map((p) => p.routing),
       tokens,
       out,
-      contextSize: sizes.contextSize,
-      batchSize: sizes.batchSize,
-      ubatchSize: sizes.ubatchSize,
-      ...(sizes.threads === undefined ? {} : { threads: sizes.threads }),
+      ...contextOptionsOf(sizes),
       ...(o.chunks === undefined ? {} : { chunks: integer(o.chunks, 'chunks', 1, 2 ** 31 - 1) }),
       ...(o.reference === undefined ? {} : { reference: o.reference as string }),
       ...(signal ? { signal } : {}),

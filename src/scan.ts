@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { Context, CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
+import { Context, CONTEXT_SIZE_OPTIONS, contextSettingsOf, resolveContextOptions, type FlashAttention } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
@@ -42,6 +42,8 @@ export interface ScanOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   chunks?: number;
   /** The changes (columns). Default: experts n−1 … 1, then n+1 where n+1 ≤ N. */
@@ -300,10 +302,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
     }
     const tokens = await inputTokens(model, o, 'scan()');
     ctx = await model.createContext({
-      contextSize: o.contextSize as number | undefined,
-      batchSize: o.batchSize as number | undefined,
-      ubatchSize: o.ubatchSize as number | undefined,
-      threads: o.threads as number | undefined,
+      ...contextSettingsOf(o),
       routing: { experts: Math.max(info.expertsUsed, ...cells.flatMap((c) => c.resolved.experts)) },
     });
     const facts = await scanModelFacts(model);
@@ -312,6 +311,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
+      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }), // absent when auto: earlier results files still resume
       chunks: chunksOf(chunks, tokens.length, ctx.options.contextSize),
       reference: o.reference === undefined || o.reference === 'default' ? 'default' : resolve(o.reference as string),
       facts,

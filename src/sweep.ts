@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { Context } from './context.js';
 import { toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
@@ -17,7 +16,7 @@ import type { TaskKind } from './multiple-choice/common.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
-import { CONTEXT_SIZE_OPTIONS, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, Context, contextSettingsOf, resolveContextOptions, type FlashAttention } from './context.js';
 import { type HalvingDrop, type HalvingSummary, runHalving } from './sweep-halving.js';
 import { checkOptionNames, closest, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -41,6 +40,8 @@ export interface SweepOptions {
   contextSize?: number;
   batchSize?: number;
   ubatchSize?: number;
+  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
+  flashAttention?: FlashAttention;
   threads?: number;
   chunks?: number;
   /**
@@ -211,10 +212,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     }
     const tokens = await inputTokens(model, o, 'sweep()');
     ctx = await model.createContext({
-      contextSize: o.contextSize as number | undefined,
-      batchSize: o.batchSize as number | undefined,
-      ubatchSize: o.ubatchSize as number | undefined,
-      threads: o.threads as number | undefined,
+      ...contextSettingsOf(o),
       routing: info.expertCount > 0 ? { experts: Math.max(info.expertsUsed, ...points.flatMap((p) => p.resolved.experts)) } : {},
     });
     const basis = {
@@ -222,6 +220,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
+      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }), // absent when auto: earlier results files still resume
       chunks: chunks ?? null,
       reference: o.reference ?? null,
       kldTopK, // absent from the key when not given, so earlier results files still resume

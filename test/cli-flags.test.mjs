@@ -46,23 +46,27 @@ describe('every command that loads a model takes the model flags, and they take 
       assert.match(rpc.stderr, /RPC|connect/);
     });
     if (c.context) {
-      test(`${name}: -c/-b/-ub/-t are checked and named in errors`, async () => {
+      test(`${name}: -c/-b/-ub/-t/-fa are checked and named in errors`, async () => {
         const ub = await run([name, '-m', model, ...c.args('ub'), '-ub', '-5']);
         assert.equal(ub.code, 2, ub.stderr);
         assert.match(ub.stderr, /for -ub but received number -5/);
         const t = await run([name, '-m', model, ...c.args('t'), '-t', '2x']);
         assert.equal(t.code, 2);
         assert.match(t.stderr, /Expected an integer for -t \(--threads\) but received "2x"/);
+        const fa = await run([name, '-m', model, ...c.args('fa'), '-fa', 'maybe']);
+        assert.equal(fa.code, 2, fa.stderr);
+        assert.match(fa.stderr, /Expected on, off or auto for -fa \(--flash-attn\) but received "maybe"/);
       });
     }
   }
 
-  test('the context sizes reach the context: -ub and -t are in the result', async () => {
-    const r = await run(['perplexity', '-m', model, '-f', text, '-c', '64', '-b', '128', '-ub', '32', '-t', '1', '--chunks', '2', '--json']);
+  test('the context sizes reach the context: -ub, -t and -fa are in the result', async () => {
+    const r = await run(['perplexity', '-m', model, '-f', text, '-c', '64', '-b', '128', '-ub', '32', '-t', '1', '-fa', 'off', '--chunks', '2', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.ubatchSize, 32);
     assert.equal(j.threads, 1);
+    assert.equal(j.flashAttention, 'off');
     const s = await run(['sweep', '-m', model, '-f', text, '-c', '64', '-b', '128', '-ub', '32', '-t', '1', '--chunks', '2', '-o', join(dir, 'ctx.jsonl'), '--json']);
     assert.equal(JSON.parse(s.stdout).rows[0].threads, 1);
   });

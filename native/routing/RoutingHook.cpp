@@ -24,6 +24,7 @@ thread_local const Routing * t_routing = nullptr;
 thread_local std::vector<LayerFacts> * t_facts = nullptr;
 thread_local int t_layer_gating = 0;  // of the layer being built (begin_layer → select_weights)
 thread_local bool t_layer_norm_w = false;
+thread_local bool t_layer_bias = false;   // the layer has a selection bias (exp_probs_b)
 thread_local llm_graph_result * t_layer_res = nullptr;  // the graph being built, for its node count
 thread_local ggml_tensor * t_layer_mask = nullptr;      // the layer's mask input [n_expert] (0 / -inf), if masked
 thread_local ExpertCounter * t_counter = nullptr;
@@ -148,6 +149,7 @@ int64_t begin_layer(llm_graph_result * res, int il, int64_t n_expert, int64_t n_
                     int gating_op, bool norm_w, float w_scale, bool has_selection_bias) {
     moe_eval::t_layer_gating = gating_op;
     moe_eval::t_layer_norm_w = norm_w;
+    moe_eval::t_layer_bias = has_selection_bias;
     moe_eval::t_layer_res = res;
     moe_eval::t_layer_mask = nullptr;
     if (auto * facts = moe_eval::t_facts) {
@@ -208,9 +210,14 @@ ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il) {
     return logits;
 }
 
-ggml_tensor * selection_scores(ggml_context * ctx, ggml_tensor * scores, int il) {
+ggml_tensor * selection_scores(ggml_context * ctx, ggml_tensor * scores, int64_t n_expert_groups, int il) {
     const auto * l = layer_routing(il);
     if (!l || l->mask.empty()) return scores;
+    // Without a selection bias or expert groups the scores already rank every masked expert last: they
+    // are the gating function of a -inf logit (softmax and sigmoid give 0, a softmax over the chosen reads
+    // the logits themselves). Adding the mask again would only put an op between the gating function and
+    // the top-k, where the GPU backends' fused top-k MoE op (Vulkan, CUDA) would no longer match.
+    if (!moe_eval::t_layer_bias && n_expert_groups <= 1) return scores;
     ggml_tensor * m = layer_mask(ctx, scores->ne[0], il);
     if (m == nullptr) return scores;
     // after a selection bias (exp_probs_b) a masked expert's score would be 0 + b: make it -inf again, so
@@ -259,6 +266,7 @@ ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, ggml_ten
         moe_eval::t_counter->OnLayerBuilt(il, (int32_t) k, top_p || ser);
     }
     if (!l) return weights;
+    ggml_tensor * gathered = weights;  // the gating output of the chosen experts, in rank order
     weights = mix_top_only(ctx, weights, l->mix_top, il);
     if (!top_p && !ser) return weights;
 
@@ -275,7 +283,11 @@ ggml_tensor * select_weights(ggml_context * ctx, ggml_tensor * weights, ggml_ten
     if (top_p) {
         // the chosen experts' probabilities in rank order, their exclusive running sum, and
         // keep_i = step(p - Σ_{j<i} P_j): an expert is kept while the ones ranked above it sum to < p
-        ggml_tensor * ranked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, topp_probs(ctx, probs), 1, probs->ne[1], n_tokens), selected);
+        // (a plain softmax: the gathered weights are those probabilities already; reading them rather than
+        // the whole softmax keeps the GPU backends' fused softmax + top-k + gather, as for -ser)
+        ggml_tensor * ranked = moe_eval::t_layer_gating == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
+            ? gathered
+            : ggml_get_rows(ctx, ggml_reshape_3d(ctx, topp_probs(ctx, probs), 1, probs->ne[1], n_tokens), selected);
         ranked = ggml_reshape_2d(ctx, ranked, k, n_tokens);
         ggml_tensor * before = ggml_sub(ctx, ggml_cumsum(ctx, ranked), ranked);
         ggml_tensor * kp = ggml_step(ctx, ggml_scale_bias(ctx, before, -1.0f, l->top_p));

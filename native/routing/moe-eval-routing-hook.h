@@ -29,8 +29,9 @@ int64_t n_expert_used(int64_t n_expert_used, int il);
 ggml_tensor * gate_logits(ggml_context * ctx, ggml_tensor * logits, int il);
 
 // Selection scores [n_expert, n_tokens] (after any selection bias, before expert groups and top-k):
-// masked experts get -inf again, so a bias cannot bring them back and groups are scored over survivors.
-ggml_tensor * selection_scores(ggml_context * ctx, ggml_tensor * scores, int il);
+// where the layer has a selection bias or expert groups (n_expert_groups > 1), masked experts get -inf
+// again, so a bias cannot bring them back and groups are scored over survivors.
+ggml_tensor * selection_scores(ggml_context * ctx, ggml_tensor * scores, int64_t n_expert_groups, int il);
 
 // Weights of the selected experts [1, k, n_tokens], before the model's own normalization; `probs` the
 // gating output [1, n_expert, n_tokens] and `selected` the chosen ids [k, n_tokens]. Applies the -ser

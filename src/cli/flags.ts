@@ -16,6 +16,7 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
   'batch-size': '-b (--batch-size)',
   'ubatch-size': '-ub (--ubatch-size)',
   threads: '-t (--threads)',
+  'flash-attn': '-fa (--flash-attn)',
   chunks: '--chunks',
   file: '-f (--file)',
 };
@@ -67,13 +68,25 @@ export const modelFlags = <T>(y: Argv<T>) =>
     .option('rpc', { type: 'string', describe: 'ggml RPC servers host:port,… to place the layers on (llama.cpp --rpc)' })
     .option('mmap', { type: 'boolean', default: true, describe: 'memory-map the model file (--no-mmap reads it into memory, as llama.cpp)' });
 
-/** -c, -b, -ub, -t: the sizes of an evaluation context (llama-perplexity's meaning). */
+/** -fa: llama.cpp's spellings (common/arg.cpp is_truthy / is_falsey / is_autoy) → flashAttention. */
+export function flashAttentionFlag(a: Record<string, unknown>): 'auto' | 'on' | 'off' | undefined {
+  const v = last(a, 'flash-attn');
+  if (v === undefined) return undefined;
+  const t = String(v).trim();
+  if (['on', 'enabled', 'true', '1'].includes(t)) return 'on';
+  if (['off', 'disabled', 'false', '0'].includes(t)) return 'off';
+  if (['auto', '-1'].includes(t)) return 'auto';
+  throw expectedFlag('on, off or auto', 'flash-attn', v);
+}
+
+/** -c, -b, -ub, -t, -fa: the sizes and settings of an evaluation context (llama-perplexity's meaning). */
 export const contextFlags = <T>(y: Argv<T>) =>
   y
     .option('ctx-size', { alias: 'c', type: 'string', describe: 'tokens per chunk (default 512)' })
     .option('batch-size', { alias: 'b', type: 'string', describe: 'logical batch: b / c chunks per batch (default 2048)' })
     .option('ubatch-size', { alias: 'ub', type: 'string', describe: 'physical batch (default 512)' })
-    .option('threads', { alias: 't', type: 'string', describe: "CPU threads (default: llama.cpp's rule, the physical cores)" });
+    .option('threads', { alias: 't', type: 'string', describe: "CPU threads (default: llama.cpp's rule, the physical cores)" })
+    .option('flash-attn', { alias: 'fa', type: 'string', describe: "flash attention: on, off or auto (default auto: where the backend supports it); numbers equal llama.cpp's at the same -fa" });
 
 /** -f and --chunks: the text to evaluate. */
 export const textFlags = <T>(y: Argv<T>) =>

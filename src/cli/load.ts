@@ -1,12 +1,22 @@
 /**
  * The one place the CLI turns flags into a loaded model and context sizes: every command that takes
  * -m/-ngl/--override-kv/--rpc/--no-mmap loads through loadModelFromArgs(), every command that takes
- * -c/-b/-ub/-t/--chunks passes contextFromArgs()/textFromArgs() on, so no flag is accepted and dropped.
+ * -c/-b/-ub/-t/-fa/--chunks passes contextFromArgs()/textFromArgs() on, so no flag is accepted and dropped.
  */
 import { type LoadModelOptions, type Model, loadModel } from '../model.js';
 import { native } from '../native.js';
-import { flagName, intFlag, stringFlag } from './flags.js';
+import type { FlashAttention } from '../context.js';
+import { flagName, flashAttentionFlag, intFlag, stringFlag } from './flags.js';
 import { notice } from './progress.js';
+
+/** What contextFromArgs() gives: only the flags that were given. */
+export interface ContextSettings {
+  contextSize?: number;
+  batchSize?: number;
+  ubatchSize?: number;
+  threads?: number;
+  flashAttention?: FlashAttention;
+}
 
 export interface ModelArgs {
   model?: string | string[];
@@ -39,9 +49,9 @@ export async function loadModelFromArgs(a: Record<string, unknown>, signal?: Abo
   return loadModel(file, loadOptionsFromArgs(a, signal));
 }
 
-/** contextSize, batchSize, ubatchSize, threads from -c, -b, -ub, -t (only those given). */
-export function contextFromArgs(a: Record<string, unknown>): { contextSize?: number; batchSize?: number; ubatchSize?: number; threads?: number } {
-  const o: { contextSize?: number; batchSize?: number; ubatchSize?: number; threads?: number } = {};
+/** contextSize, batchSize, ubatchSize, threads, flashAttention from -c, -b, -ub, -t, -fa (only those given). */
+export function contextFromArgs(a: Record<string, unknown>): ContextSettings {
+  const o: ContextSettings = {};
   const c = intFlag(a, 'ctx-size');
   const b = intFlag(a, 'batch-size');
   const ub = intFlag(a, 'ubatch-size');
@@ -50,6 +60,8 @@ export function contextFromArgs(a: Record<string, unknown>): { contextSize?: num
   if (b !== undefined) o.batchSize = b;
   if (ub !== undefined) o.ubatchSize = ub;
   if (t !== undefined) o.threads = t;
+  const fa = flashAttentionFlag(a);
+  if (fa !== undefined) o.flashAttention = fa;
   return o;
 }
 

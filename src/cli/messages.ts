@@ -19,6 +19,7 @@ const API_TO_FLAG: [api: string, flag: string][] = [
   ['ubatchSize', '-ub'],
   ['batchSize', '-b'],
   ['threads', '-t'],
+  ['flashAttention', '-fa'],
   ['chunks', '--chunks'],
   ['gpuLayers', '-ngl'],
   ['kvOverrides', '--override-kv'],

@@ -4,7 +4,7 @@
 // once when the backend starts: hence a process of its own) prints for that job can be told apart.
 // Run with GGML_VK_DISABLE_FUSION=1 for the unfused graphs, or without GGML_VK_VISIBLE_DEVICES for the
 // CPU backend (ggml-vulkan then finds no device).
-//   node test/vulkan/probe.mjs '{"out": DIR, "jobs": [{ "tag", "path", "gpuLayers", "routing", "tokens" }]}'
+//   node test/vulkan/probe.mjs '{"out": DIR, "jobs": [{ "tag", "path", "gpuLayers", "routing", "tokens", "flashAttention"? }]}'
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,7 +17,7 @@ for (const job of jobs) {
   const key = `${job.path}@${job.gpuLayers}`;
   if (!models.has(key)) models.set(key, await loadModel(job.path, { gpuLayers: job.gpuLayers }));
   const model = models.get(key);
-  const ctx = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2, routing: job.routing });
+  const ctx = await model.createContext({ contextSize: 256, batchSize: 256, threads: 2, routing: job.routing, ...(job.flashAttention ? { flashAttention: job.flashAttention } : {}) });
   const tokens = (await model.tokenize(sampleText())).subarray(0, job.tokens);
   process.stderr.write(`@@probe begin ${job.tag}\n`);
   const logits = await ctx.logits(tokens);

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 
 import { BENCH_FORMATS, type BenchFormat, benchPrinter } from '../../bench-output.js';
 import { type BenchTest, bench } from '../../bench.js';
-import { contextFlags, flagName, intFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
+import { contextFlags, flagName, flashAttentionFlag, intFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
 import { loadModelFromArgs } from '../load.js';
 import { progress } from '../progress.js';
 import { routingGridFromArgs } from '../routing-args.js';
@@ -62,6 +62,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const threads = intFlag(a, 'threads');
   const batchSize = intFlag(a, 'batch-size');
   const ubatchSize = intFlag(a, 'ubatch-size');
+  const flashAttention = flashAttentionFlag(a);
   const format = String(a.output) as BenchFormat;
   const model = await loadModelFromArgs(a, signal);
   const bar = progress('bench', true, 'repetitions');
@@ -73,6 +74,7 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...(threads === undefined ? {} : { threads }),
       ...(batchSize === undefined ? {} : { batchSize }),
       ...(ubatchSize === undefined ? {} : { ubatchSize }),
+      ...(flashAttention === undefined ? {} : { flashAttention }),
       warmup: Boolean(a.warmup),
       ...(kldFile ? { kld: { file: kldFile, ...(c === undefined ? {} : { contextSize: c }), ...(chunks === undefined ? {} : { chunks }) } } : {}),
       signal,
