@@ -25,6 +25,16 @@ export interface ContextOptions {
 export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads'] as const;
 export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
+/** The sizes among an options object's fields, as given (unchecked: createContext() checks them). */
+export function contextSizes(o: Record<string, unknown>): Pick<ContextOptions, (typeof CONTEXT_SIZE_OPTIONS)[number]> {
+  return {
+    contextSize: o.contextSize as number | undefined,
+    batchSize: o.batchSize as number | undefined,
+    ubatchSize: o.ubatchSize as number | undefined,
+    threads: o.threads as number | undefined,
+  };
+}
+
 export interface ResolvedContextOptions {
   contextSize: number;
   batchSize: number;
