@@ -26,7 +26,7 @@ export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', '
 export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
 /** The sizes among an options object's fields, as given (unchecked: createContext() checks them). */
-export function contextSizes(o: Record<string, unknown>): Pick<ContextOptions, (typeof CONTEXT_SIZE_OPTIONS)[number]> {
+export function contextSizes(o: Partial<Record<(typeof CONTEXT_SIZE_OPTIONS)[number], unknown>>): Pick<ContextOptions, (typeof CONTEXT_SIZE_OPTIONS)[number]> {
   return {
     contextSize: o.contextSize as number | undefined,
     batchSize: o.batchSize as number | undefined,
@@ -107,6 +107,24 @@ export class Context {
     });
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * @internal Runs `fn` with the addon object inside this context's queue (after every earlier
+   * operation); `signal` aborts the native work, and a native error becomes a MoeEvalError.
+   */
+  runNative<T>(signal: AbortSignal | undefined, fn: (nativeContext: NativeContext) => Promise<T>): Promise<T> {
+    return this.enqueue(async () => {
+      const onAbort = () => this.#native.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await fn(this.#native);
+      } catch (e) {
+        throw fromNative(e, signal);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
   }
 
   /** @internal Evaluates tokens under the current routing; must run inside enqueue(). */
