@@ -58,8 +58,11 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
+/** The text and the context sizes, as evaluate() takes them: every function that reads text through a context takes these. */
+export type TextAndSizes = Pick<EvaluateOptions, 'text' | 'file' | 'tokens' | 'contextSize' | 'batchSize' | 'ubatchSize' | 'threads' | 'chunks'>;
+
 /** The text and sizes of a run that evaluates many routings into a resumable results file (sweep(), scan()). */
-export interface RunOptions extends Pick<EvaluateOptions, 'text' | 'file' | 'tokens' | 'contextSize' | 'batchSize' | 'ubatchSize' | 'threads' | 'chunks'> {
+export interface RunOptions extends TextAndSizes {
   /** JSONL results file (created with its folder); also the resume state. */
   out: string;
 }
