@@ -8,6 +8,8 @@
 import { compile, type TopLevelSpec } from 'vega-lite';
 import * as vega from 'vega';
 
+import { labelPart } from '../routing-grammar.js';
+
 /** Plot area + axes + legend fit this size, so every plot reads the same at 640×400. */
 export const PLOT_WIDTH = 640;
 export const PLOT_HEIGHT = 400;
@@ -155,9 +157,11 @@ export function chartConfig() {
   };
 }
 
+const SCHEDULE = new RegExp(`(^|\\s)${labelPart('experts', '')}\\S*[:,]`);
+
 /** Whether a routing label gives experts per layer ('experts=0:1;1-3:2' or 'experts=1,2,2,1'): a schedule, not one count. */
 export function isSchedule(label: string): boolean {
-  return /(^|\s)experts=\S*[:,]/.test(label);
+  return SCHEDULE.test(label);
 }
 
 /**

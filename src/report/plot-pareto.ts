@@ -3,11 +3,12 @@
  * marker per row, coloured by routing rule, with the Pareto front (the rows no other row beats on
  * both) as a line: quality against experts used.
  */
+import { ROUTING_FLAGS, labelPart } from '../routing-grammar.js';
 import { PLOT_HEIGHT, PLOT_WIDTH, type NamedSpec, chartConfig, distinct, isSchedule, plotTitle, seriesColor, yEncoding, yScaleFor } from './plot-common.js';
 import type { ResultRow } from './types.js';
 
 /**
- * A routing's rule family, from its label: the options it sets, with the values that vary along a
+ * A routing's rule family, from its label (the routing grammar's label form, src/routing-grammar.ts): the options it sets, with the values that vary along a
  * rule's curve (the count, -ser's t, top-p's p, a numeric scale) left out, so 'experts=3
  * expert-scale=uniform' and 'experts=1 expert-scale=uniform' are one family and 'ser=1,0.3' and
  * 'ser=1,0.5' another.
@@ -18,14 +19,14 @@ export function routingFamily(label: string): string {
     const eq = part.indexOf('=');
     const key = eq < 0 ? part : part.slice(0, eq);
     const value = eq < 0 ? '' : part.slice(eq + 1);
-    if (key === 'experts') return isSchedule(part) ? 'per-layer experts' : 'experts';
-    if (key === 'expert-scale' && /^[a-z]/i.test(value)) return `expert-scale=${value}`;
-    if (key === 'ser') return `ser ${value.split(',')[0]},t`;
-    if (key === 'mask-experts') return 'mask';
+    if (key === ROUTING_FLAGS.experts) return isSchedule(part) ? 'per-layer experts' : 'experts';
+    if (key === ROUTING_FLAGS.expertScale && /^[a-z]/i.test(value)) return labelPart('expertScale', value);
+    if (key === ROUTING_FLAGS.ser) return `ser ${value.split(',')[0]},t`;
+    if (key === ROUTING_FLAGS.maskExperts) return 'mask';
     return key;
   });
   // a scale rule at the model's own count (its label names no count) is a point of that rule's curve
-  if (parts.some((p) => p.startsWith('expert-scale=')) && !parts.some((p) => p === 'experts' || p === 'per-layer experts')) parts.unshift('experts');
+  if (parts.some((p) => p.startsWith(labelPart('expertScale', ''))) && !parts.some((p) => p === 'experts' || p === 'per-layer experts')) parts.unshift('experts');
   return parts.join(' ');
 }
 
