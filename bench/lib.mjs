@@ -63,35 +63,9 @@ export async function runLlamaPerplexity(args) {
 }
 
 /**
- * Runs llama-perplexity and returns its peak RSS in bytes (VmHWM, the kernel's high-water mark, read
- * from /proc while it runs: it only grows, so the last read before exit holds the peak). Linux only.
- */
-export function llamaPerplexityPeakRss(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(llamaPerplexity, args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    let peak = 0;
-    const read = () => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-      } catch {
-        // exited between two reads
-      }
-    };
-    const timer = setInterval(read, 2);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearInterval(timer);
-      if (code !== 0) reject(new Error(`llama-perplexity exited with ${code}`));
-      else resolve(peak);
-    });
-  });
-}
-
-/**
  * Runs a command and measures it from the outside: wall time (ms) and peak RSS in bytes (VmHWM, read
- * from /proc every few ms while it runs; it counts the mapped model file's resident pages too).
- * Linux only. Rejects on a non-zero exit with the command's stderr tail.
+ * from /proc every few ms while it runs: the kernel's high-water mark only grows, so the last read
+ * before exit holds the peak; it counts the mapped model file's resident pages too). Linux only. Rejects on a non-zero exit with the command's stderr tail.
  */
 export function runMeasured(cmd, args, { env } = {}) {
   return new Promise((resolve, reject) => {

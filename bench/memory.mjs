@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { evaluate, loadModel, sweep, systemInfo } from '../dist/index.js';
-import { demoModel, demoText, line, llamaPerplexity, llamaPerplexityPeakRss, work } from './lib.mjs';
+import { demoModel, demoText, line, llamaPerplexity, runMeasured, work } from './lib.mjs';
 
 async function peakDuring(fn) {
   let peak = process.memoryUsage().rss;
@@ -51,7 +51,7 @@ export async function benchMemory({ model = demoModel } = {}) {
   let peer;
   if (existsSync(llamaPerplexity) && process.platform === 'linux') {
     // the peer: llama-perplexity's peak RSS for ONE evaluation with the same settings, whole process
-    peer = await llamaPerplexityPeakRss(['-m', model, '-f', demoText, '-c', '256', '-b', '1024', '-t', '2', '--chunks', '4']);
+    peer = (await runMeasured(llamaPerplexity, ['-m', model, '-f', demoText, '-c', '256', '-b', '1024', '-t', '2', '--chunks', '4'])).peak;
     line('peak RSS: 12-point sweep (over Node) against llama-perplexity, one point', `${mib(all - base)} vs ${mib(peer)} (whole process): ratio ${((all - base) / peer).toFixed(2)}`, { ok: (all - base) / peer <= 1.1, text: '≤ 1.10' });
   }
   return { all, one, file, ratio, buffers, peer };

@@ -6,31 +6,21 @@
  */
 import { basename } from 'node:path';
 
-import { fromNative, toAbortReason } from './errors.js';
-import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js';
+import { toAbortReason } from './errors.js';
+import { type EvaluateProgress, INPUT_OPTIONS, type TextAndSizes, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import type { Model } from './model.js';
 import type { NativeLayerStats } from './native.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, type ProfileData, type ProfileLayer, RoutingProfile } from './profile.js';
-import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextSizes, resolveContextOptions } from './context.js';
 import { resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
-export interface CalibrateOptions {
-  text?: string;
-  file?: string;
-  tokens?: Int32Array | readonly number[];
+export interface CalibrateOptions extends TextAndSizes {
   /** k: experts computed per token, the largest m the profile covers. Default: all N (at most 4·n). */
   experts?: number;
   /** Coverage threshold: experts routed fewer calibration tokens than this are listed in `coverage` (default 16). */
   minExpertTokens?: number;
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  threads?: number;
-  chunks?: number;
   onProgress?: (p: EvaluateProgress) => void;
   signal?: AbortSignal;
 }
@@ -53,25 +43,16 @@ export async function calibrate(model: Model, options: CalibrateOptions): Promis
   // compute k, mix the model's own top n
   const routing = resolveRouting(k > n ? { experts: k } : {}, info);
   const ctx = await model.createContextWith(
-    contextOptionsOf(sizes),
+    contextSizes(sizes),
     { collectRoutingStats: true, reserveExperts: k },
   );
   let raw;
   let stats: NativeLayerStats[];
   try {
-    ({ raw, stats } = await ctx.enqueue(async () => {
-      const nativeCtx = ctx.nativeContext;
-      const onAbort = () => nativeCtx.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        nativeCtx.setRouting(toNativeRouting(routing, info).map((l, il) => ({ ...l, mixTop: info.moeLayers.find((f) => f.layer === il)?.expertsUsed ?? n })));
-        const r = await nativeCtx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
-        return { raw: r, stats: nativeCtx.takeRoutingStats() };
-      } catch (e) {
-        throw fromNative(e, signal);
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-      }
+    ({ raw, stats } = await ctx.runNative(signal, async (nativeCtx) => {
+      nativeCtx.setRouting(toNativeRouting(routing, info).map((l, il) => ({ ...l, mixTop: info.moeLayers.find((f) => f.layer === il)?.expertsUsed ?? n })));
+      const r = await nativeCtx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
+      return { raw: r, stats: nativeCtx.takeRoutingStats() };
     }));
   } finally {
     await ctx.dispose();

@@ -8,18 +8,18 @@ import { mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 import { MoeEvalError, toAbortReason } from './errors.js';
-import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, type TextAndSizes, evaluate, inputTokens } from './evaluate.js';
 import { kldTopKOption } from './reference.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
 import { type LoadModelOptions, loadModel } from './model.js';
-import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextSizes, resolveContextOptions } from './context.js';
 import { readGgufInfo } from './gguf-info.js';
 import { type ImatrixSource, type QuantizeRecipe, checkRecipe, isPlainRecipe, makeRecipe } from './recipe.js';
 import type { ReportData, ResultRow } from './report/types.js';
 import { type Routing, resolveRouting, validateRoutingShape } from './routing.js';
 import { checkOptionNames, expected, integer, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
-export interface CompareOptions {
+export interface CompareOptions extends TextAndSizes {
   /** GGUF files; the first one, with its default routing, is the reference. */
   models: string[];
   /** How every model is loaded (gpuLayers, kvOverrides, rpcServers, useMmap). */
@@ -41,16 +41,6 @@ export interface CompareOptions {
   kldTopK?: number;
   /** Routings to evaluate every model under. Default: [{}] (each model's own). */
   routings?: Routing[];
-  text?: string;
-  file?: string;
-  tokens?: Int32Array | readonly number[];
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  threads?: number;
-  chunks?: number;
   onEvent?: (e: CompareEvent) => void;
   signal?: AbortSignal;
 }
@@ -125,7 +115,7 @@ export async function compare(options: CompareOptions): Promise<CompareResult> {
     files.push(out);
   }
 
-  const contextOptions = contextOptionsOf(sizes);
+  const contextOptions = contextSizes(sizes);
   const total = files.length * routings.length;
   const rows: ResultRow[] = [];
   const fingerprints: Record<string, string> = {};

@@ -34,6 +34,13 @@ export type FlashAttention = (typeof FLASH_ATTENTION)[number];
 export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'flashAttention'] as const;
 export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
+/** The sizes and settings among an options object's fields, those given (unchecked: createContext() checks them). */
+export function contextSizes(o: Partial<Record<(typeof CONTEXT_SIZE_OPTIONS)[number], unknown>>): Pick<ContextOptions, (typeof CONTEXT_SIZE_OPTIONS)[number]> {
+  const out: Record<string, unknown> = {};
+  for (const k of CONTEXT_SIZE_OPTIONS) if (o[k] !== undefined) out[k] = o[k];
+  return out as Pick<ContextOptions, (typeof CONTEXT_SIZE_OPTIONS)[number]>;
+}
+
 export interface ResolvedContextOptions {
   contextSize: number;
   batchSize: number;
@@ -56,13 +63,6 @@ export function resolveContextOptions(o: Record<string, unknown>, where: string,
   }
   const sequences = Math.max(1, Math.floor(batchSize / contextSize));
   return { contextSize, batchSize, ubatchSize, threads, flashAttention, sequences };
-}
-
-/** The context sizes and settings given in `o` (CONTEXT_SIZE_OPTIONS; unvalidated: createContext() checks them). */
-export function contextSettingsOf(o: Record<string, unknown>): Omit<ContextOptions, 'routing'> {
-  const out: Record<string, unknown> = {};
-  for (const k of CONTEXT_SIZE_OPTIONS) if (o[k] !== undefined) out[k] = o[k];
-  return out as Omit<ContextOptions, 'routing'>;
 }
 
 /** The createContext() options of resolved sizes and settings (what a function passes on to a context it creates). */
@@ -136,6 +136,24 @@ export class Context {
     });
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * @internal Runs `fn` with the addon object inside this context's queue (after every earlier
+   * operation); `signal` aborts the native work, and a native error becomes a MoeEvalError.
+   */
+  runNative<T>(signal: AbortSignal | undefined, fn: (nativeContext: NativeContext) => Promise<T>): Promise<T> {
+    return this.enqueue(async () => {
+      const onAbort = () => this.#native.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await fn(this.#native);
+      } catch (e) {
+        throw fromNative(e, signal);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
   }
 
   /** @internal Evaluates tokens under the current routing; must run inside enqueue(). */

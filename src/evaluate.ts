@@ -2,11 +2,13 @@
  * evaluate(): perplexity of a text under a model or context, by llama-perplexity's method and numbers.
  * Validation and input handling live here; the loop itself is native/EvaluateWorker.cpp.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 
 import { CONTEXT_OPTIONS, Context, contextOptionsOf, refuseContextChanges, resolveContextOptions, type FlashAttention } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
+import { tokensFingerprint } from './fingerprint.js';
 import { Model } from './model.js';
 import { native } from './native.js';
 import { kldTopKOption, readKldBaseHeader } from './reference.js';
@@ -56,6 +58,15 @@ export interface EvaluateOptions {
   kldTopK?: number;
   onProgress?: (p: EvaluateProgress) => void;
   signal?: AbortSignal;
+}
+
+/** The text and the context sizes, as evaluate() takes them: every function that reads text through a context takes these. */
+export type TextAndSizes = Pick<EvaluateOptions, 'text' | 'file' | 'tokens' | 'contextSize' | 'batchSize' | 'ubatchSize' | 'threads' | 'flashAttention' | 'chunks'>;
+
+/** The text and sizes of a run that evaluates many routings into a resumable results file (sweep(), scan()). */
+export interface RunOptions extends TextAndSizes {
+  /** JSONL results file (created with its folder); also the resume state. */
+  out: string;
 }
 
 /** KL-divergence statistics as llama-perplexity --kl-divergence prints them (Δp values are probabilities, not %). */
@@ -340,4 +351,39 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     model: { path: info.path, architecture: info.architecture, fileType: info.fileType },
     ...(raw.kld ? { kld: raw.kld } : {}),
   };
+}
+
+/**
+ * The KL-divergence base of the model's own routing that a run keeps beside its results file
+ * (`<out>.base.kld`, for reference 'default'): the file already there when it fits these tokens (the
+ * same context size and format, tokens that begin the same), else evaluated with `ctx` and written now.
+ */
+export async function defaultRoutingBase(
+  ctx: Context,
+  out: string,
+  tokens: Int32Array,
+  o: { chunks?: number | undefined; kldTopK?: number | undefined; signal?: AbortSignal | undefined; onProgress?: (p: EvaluateProgress) => void },
+): Promise<string> {
+  const path = `${out}.base.kld`;
+  const usable =
+    existsSync(path) &&
+    (await readKldBaseHeader(path).then(
+      (h) =>
+        h.contextSize === ctx.options.contextSize &&
+        h.topK === (o.kldTopK === undefined ? 0 : Math.min(o.kldTopK, h.vocabSize)) &&
+        tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)),
+      () => false,
+    ));
+  if (!usable) {
+    await evaluate(ctx, {
+      tokens,
+      ...(o.chunks ? { chunks: o.chunks } : {}),
+      routing: {},
+      saveReference: path,
+      ...(o.kldTopK === undefined ? {} : { kldTopK: o.kldTopK }),
+      signal: o.signal,
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+  }
+  return path;
 }

@@ -8,10 +8,10 @@
 import { resolve as resolvePath } from 'node:path';
 
 import { fromNative, toAbortReason } from './errors.js';
-import { type EvaluateProgress, INPUT_OPTIONS, inputTokens } from './evaluate.js';
+import { type EvaluateProgress, INPUT_OPTIONS, type TextAndSizes, inputTokens } from './evaluate.js';
 import type { Model } from './model.js';
 import { type NativeLayerRouting, native } from './native.js';
-import { CONTEXT_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
+import { CONTEXT_OPTIONS, contextSizes, resolveContextOptions } from './context.js';
 import { type ResolvedRouting, type Routing, maxExperts, resolveRouting, toNativeRouting } from './routing.js';
 import { checkOptionNames, expected, integer, nonEmptyString, numberInRange, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -41,22 +41,8 @@ export interface ImatrixData {
   legacy?: boolean;
 }
 
-export interface ImatrixOptions {
-  text?: string;
-  file?: string;
-  tokens?: Int32Array | readonly number[];
-  /** llama-imatrix -c (default 512). */
-  contextSize?: number;
-  /** llama-imatrix -b (default 2048). */
-  batchSize?: number;
-  /** llama-imatrix -ub (default 512). */
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  /** llama-imatrix -t. */
-  threads?: number;
-  /** llama-imatrix --chunks: at most this many chunks. */
-  chunks?: number;
+/** The text and sizes as llama-imatrix takes them: -c (default 512), -b (2048), -ub (512), -t, --chunks. */
+export interface ImatrixOptions extends TextAndSizes {
   /** The routing during collection, e.g. { experts: 4 } so rarely chosen experts see data (the model then runs with 4). */
   routing?: Routing;
   /**
@@ -126,26 +112,18 @@ export async function imatrix(model: Model, options: ImatrixOptions): Promise<Im
   const tokens = await inputTokens(model, o, 'imatrix()');
 
   const ctx = await model.createContextWith(
-    { ...contextOptionsOf(sizes), ...(o.routing === undefined ? {} : { routing: o.routing as Routing }) },
+    { ...contextSizes(sizes), ...(o.routing === undefined ? {} : { routing: o.routing as Routing }) },
     { collectImatrix: true, ...(k ? { reserveExperts: k } : {}) },
   );
   let raw;
   let entries: ImatrixEntry[];
   try {
-    ({ raw, entries } = await ctx.enqueue(async () => {
+    ({ raw, entries } = await ctx.runNative(signal, async () => {
       const nativeCtx = ctx.nativeWithRouting();
       // computeExperts: k experts computed, the routing's own mixed (the hook's mixTop)
       if (computed) nativeCtx.setRouting(computed);
-      const onAbort = () => nativeCtx.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        const r = await nativeCtx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
-        return { raw: r, entries: nativeCtx.takeImatrix() };
-      } catch (e) {
-        throw fromNative(e, signal);
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-      }
+      const r = await nativeCtx.evaluate(tokens, { chunkSize: sizes.contextSize, ...(chunks ? { chunks } : {}) }, onProgress);
+      return { raw: r, entries: nativeCtx.takeImatrix() };
     }));
   } finally {
     await ctx.dispose();

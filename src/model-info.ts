@@ -3,23 +3,16 @@ import type { NativeLayerFacts, NativeModelInfo } from './native.js';
 
 export type Gating = NativeLayerFacts['gating'];
 
-export interface ModelInfo {
+/** The facts Model.info passes on from the addon as they are. */
+type NativeFacts = Pick<NativeModelInfo, 'architecture' | 'name' | 'description' | 'layers' | 'embeddingLength' | 'vocabSize' | 'trainingContextLength' | 'sizeBytes' | 'parameters' | 'addBos' | 'expertGroups' | 'expertGroupsUsed'>;
+
+export interface ModelInfo extends NativeFacts {
   path: string;
-  architecture: string;
-  name: string;
-  description: string;
-  layers: number;
-  embeddingLength: number;
-  vocabSize: number;
-  trainingContextLength: number;
   /** llama.cpp's file type name, e.g. 'F16', 'Q4_K_M' ('(guessed)' when the file does not say). */
   fileType: string;
-  sizeBytes: number;
-  parameters: number;
   /** Weight tensors (they occupy graph slots too). */
   tensors: number;
   bitsPerWeight: number;
-  addBos: boolean;
   /** N: routed experts per MoE layer (0 for a dense model); GGUF's expert_count. */
   expertCount: number;
   /** n: experts used per token as trained (GGUF's expert_used_count); a routing's `experts` changes it per context. */
@@ -32,8 +25,6 @@ export interface ModelInfo {
   expertWeightsScale: number;
   /** Always-on shared experts: not routed, so routing options never scale them. */
   sharedExperts: number;
-  expertGroups: number;
-  expertGroupsUsed: number;
   /** Indices of the layers that route through experts. */
   moeLayers: NativeLayerFacts[];
   /** The metadata overrides the model was loaded with (KEY=TYPE:VALUE, llama.cpp's --override-kv syntax). */

@@ -1,8 +1,10 @@
 /**
  * The text grammar of routing options (README, "Routing grammar"): parsing a value given in any of its
  * forms (a number, a per-layer list, the CLI flag's text) into one value per layer, and writing per-layer
- * values back as text for labels. Range checks that need the option's meaning live with the option in
- * src/routing.ts; this file knows layers, lists and expert ids.
+ * values back as text for labels; and the labels themselves ("experts=3 expert-scale=uniform": each part
+ * an option's flag name, "=", its value), read by parseLabel() wherever a routing or a change is given
+ * in that form (scan's changes). Range checks that need the option's meaning live with the option in
+ * src/routing.ts; this file knows layers, lists, expert ids and labels.
  */
 import type { ModelInfo } from './model-info.js';
 import { expected } from './validate.js';
@@ -13,6 +15,53 @@ export function toNumber(text: string, name: string, what: string): number {
   const t = text.trim();
   if (!NUMBER.test(t)) throw new TypeError(expected(what, name, text));
   return Number(t);
+}
+
+/** A number given as a number or as its text (NaN refused). */
+export function numberValue(value: unknown, name: string, what = 'a number'): number {
+  if (typeof value === 'number' && !Number.isNaN(value)) return value;
+  if (typeof value === 'string' && NUMBER.test(value.trim())) return Number(value.trim());
+  throw new TypeError(expected(what, name, value));
+}
+
+/** "3,5" → the expert ids as numbers, in the order given (checked against the model by parseMask()). */
+export function expertIds(text: string, name: string, what = 'an expert id'): number[] {
+  return text.split(',').map((x, i) => toNumber(x, `${name}[${i}]`, what));
+}
+
+/** The flag name of each routing option: its key in a label (`expert-scale=uniform`) and on the CLI (`--expert-scale`). */
+export const ROUTING_FLAGS = { experts: 'experts', expertScale: 'expert-scale', gateScale: 'gate-scale', ser: 'ser', topP: 'top-p', maskExperts: 'mask-experts' } as const;
+export type RoutingFlagOption = keyof typeof ROUTING_FLAGS;
+
+/** One part of a label: the option's flag name, "=", the value's text. */
+export function labelPart(option: RoutingFlagOption, value: string): string {
+  return `${ROUTING_FLAGS[option]}=${value}`;
+}
+
+/**
+ * Text in the label form ("experts=3 expert-scale=1.2"; parts separated by spaces, or by "+" before
+ * the next flag name: "experts=3+expert-scale=1.2") → its parts in order, each the option it names
+ * and the value's text. Only the `allowed` options are accepted (in the message, `example` shows one
+ * part); naming one twice is an error. `what` describes the whole text, for an empty one.
+ */
+export function parseLabel<K extends RoutingFlagOption>(text: string, name: string, allowed: readonly K[], what: string, example: string): { option: K; value: string }[] {
+  const parts = text.trim().split(/\s+|\+(?=[a-z])/).filter(Boolean);
+  if (parts.length === 0) throw new TypeError(expected(what, name, text));
+  const out: { option: K; value: string }[] = [];
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    const flag = eq < 0 ? undefined : part.slice(0, eq);
+    const option = allowed.find((o) => ROUTING_FLAGS[o] === flag);
+    if (option === undefined) throw new TypeError(expected(`KEY=VALUE with KEY one of ${allowed.map((o) => ROUTING_FLAGS[o]).join(', ')} (e.g. '${example}')`, name, text));
+    if (out.some((p) => p.option === option)) throw new TypeError(`${name} names ${flag} twice (${JSON.stringify(text)})`);
+    out.push({ option, value: part.slice(eq + 1) });
+  }
+  return out;
+}
+
+/** One value for one layer, as a layer spec ("3:0.8"; "3:0,5" for expert ids). */
+export function onLayer(layer: number, value: string): string {
+  return `${layer}:${value}`;
 }
 
 /** "i" or "i-j" → the layer indices, checked against the model. */
@@ -117,7 +166,7 @@ export function parseMask(value: unknown, info: ModelInfo): number[][] {
     if (sorted.length !== out.length) throw new RangeError(`${at} names an expert twice (${out.join(',')})`);
     return sorted;
   };
-  const idText = (t: string, at: string): number[] => ids(t.split(',').map((x, i) => (x.trim() === '' ? NaN : toNumber(x, `${at}[${i}]`, 'an expert id'))), at);
+  const idText = (t: string, at: string): number[] => ids(expertIds(t, at, `an expert id in [0, ${N - 1}]`), at);
   const moe = new Set(info.moeLayers.map((l) => l.layer));
   const everyLayer = (list: number[]) => Array.from({ length: info.layers }, (_, il) => (moe.has(il) ? list : []));
   if (typeof value === 'string') {

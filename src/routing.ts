@@ -17,7 +17,7 @@
  */
 import type { ModelInfo } from './model-info.js';
 import type { NativeLayerRouting } from './native.js';
-import { formatMask, formatNumber, formatPerLayer, parseMask, perLayer } from './routing-grammar.js';
+import { formatMask, formatNumber, formatPerLayer, labelPart, parseMask, perLayer } from './routing-grammar.js';
 import { parseScaleRule, scaleFactor } from './scale.js';
 import { checkOptionNames, describe, expected } from './validate.js';
 import { RoutingProfile } from './profile.js';
@@ -198,13 +198,13 @@ export function resolveRouting(routingIn: Routing | undefined, info: ModelInfo):
     topP === null &&
     !masked;
   const parts: string[] = [];
-  if (!info.moeLayers.every((f) => experts[f.layer] === f.expertsUsed)) parts.push(`experts=${formatPerLayer(experts, info)}`);
-  if (rule && rule !== 'none') parts.push(`expert-scale=${rule}`);
-  else if (!expertScale.every((s) => s === 1)) parts.push(`expert-scale=${formatPerLayer(expertScale, info)}`);
-  if (!gateScale.every((g) => g === 1)) parts.push(`gate-scale=${formatPerLayer(gateScale, info)}`);
-  if (minWeightRatio !== null) parts.push(`ser=${minExperts},${formatNumber(minWeightRatio)}`);
-  if (topP !== null) parts.push(`top-p=${formatNumber(topP)}`);
-  if (masked) parts.push(`mask-experts=${formatMask(maskExperts, info)}`);
+  if (!info.moeLayers.every((f) => experts[f.layer] === f.expertsUsed)) parts.push(labelPart('experts', formatPerLayer(experts, info)));
+  if (rule && rule !== 'none') parts.push(labelPart('expertScale', rule));
+  else if (!expertScale.every((s) => s === 1)) parts.push(labelPart('expertScale', formatPerLayer(expertScale, info)));
+  if (!gateScale.every((g) => g === 1)) parts.push(labelPart('gateScale', formatPerLayer(gateScale, info)));
+  if (minWeightRatio !== null) parts.push(labelPart('ser', `${minExperts},${formatNumber(minWeightRatio)}`));
+  if (topP !== null) parts.push(labelPart('topP', formatNumber(topP)));
+  if (masked) parts.push(labelPart('maskExperts', formatMask(maskExperts, info)));
   // a model loaded with metadata overrides routes differently from its file: the label says so
   const overrides = info.kvOverrides?.length ? ` (override-kv ${info.kvOverrides.join(' ')})` : '';
   return {

@@ -13,16 +13,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { Context, CONTEXT_SIZE_OPTIONS, contextSettingsOf, resolveContextOptions, type FlashAttention } from './context.js';
+import { Context, CONTEXT_SIZE_OPTIONS, contextSizes, resolveContextOptions } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
-import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, type RunOptions, defaultRoutingBase, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
 import { readGgufInfo } from './gguf-info.js';
 import { Model, loadModel } from './model.js';
 import type { ModelInfo } from './model-info.js';
-import { readKldBaseHeader } from './reference.js';
 import { RESULTS_FORMAT, type ResultsHeader, ResultsFile } from './results-file.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
+import { ROUTING_FLAGS, expertIds, labelPart, numberValue, onLayer, parseLabel } from './routing-grammar.js';
 import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
 /**
@@ -33,19 +33,7 @@ import { checkOptionNames, expected, integer, nonEmptyString, optionalFunction, 
  */
 export type ScanChange = number | string | { experts?: number; expertScale?: number; gateScale?: number; maskExperts?: readonly number[] };
 
-export interface ScanOptions {
-  text?: string;
-  file?: string;
-  tokens?: Int32Array | readonly number[];
-  /** JSONL results file (created with its folder); also the resume state. */
-  out: string;
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  threads?: number;
-  chunks?: number;
+export interface ScanOptions extends RunOptions {
   /** The changes (columns). Default: experts n−1 … 1, then n+1 where n+1 ≤ N. */
   changes?: readonly ScanChange[];
   /**
@@ -125,10 +113,8 @@ export interface ScanResult {
 
 const SCAN_OPTIONS = [...INPUT_OPTIONS, 'out', ...CONTEXT_SIZE_OPTIONS, 'chunks', 'changes', 'reference', 'onCell', 'onProgress', 'signal'] as const;
 
-const CHANGE_KEYS = { experts: 'experts', 'expert-scale': 'expertScale', 'gate-scale': 'gateScale', 'mask-experts': 'maskExperts' } as const;
-type ChangeKey = (typeof CHANGE_KEYS)[keyof typeof CHANGE_KEYS];
-const FLAG_OF: Record<ChangeKey, string> = { experts: 'experts', expertScale: 'expert-scale', gateScale: 'gate-scale', maskExperts: 'mask-experts' };
-const ORDER: ChangeKey[] = ['experts', 'expertScale', 'gateScale', 'maskExperts'];
+/** The options a change may set, in the order its label names them. */
+const CHANGE_OPTIONS = ['experts', 'expertScale', 'gateScale', 'maskExperts'] as const;
 
 /** A change in its typed form: the per-option values for the one changed layer. */
 export interface ParsedChange {
@@ -139,45 +125,33 @@ export interface ParsedChange {
   label: string;
 }
 
-function num(v: unknown, name: string): number {
-  if (typeof v === 'number' && !Number.isNaN(v)) return v;
-  if (typeof v === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v.trim())) return Number(v.trim());
-  throw new TypeError(expected('a number', name, v));
-}
-
 /** Checks one change's shape (its values are checked against the model by resolveRouting()). */
 export function parseChange(c: unknown, name: string): ParsedChange {
   const out: ParsedChange = { label: '' };
   if (typeof c === 'number') {
     out.experts = c;
   } else if (typeof c === 'string') {
-    const parts = c.trim().split(/\s+|\+(?=[a-z])/).filter(Boolean);
-    if (parts.length === 0) throw new TypeError(expected("a change such as 'experts=1', 'expert-scale=0.8' or 'mask-experts=3,5'", name, c));
-    for (const part of parts) {
-      const eq = part.indexOf('=');
-      const key = eq < 0 ? undefined : CHANGE_KEYS[part.slice(0, eq) as keyof typeof CHANGE_KEYS];
-      if (!key) throw new TypeError(expected("KEY=VALUE with KEY one of experts, expert-scale, gate-scale, mask-experts (e.g. 'experts=1')", name, c));
-      if (out[key] !== undefined) throw new TypeError(`${name} names ${part.slice(0, eq)} twice (${JSON.stringify(c)})`);
-      const v = part.slice(eq + 1);
-      if (key === 'maskExperts') out.maskExperts = v.split(',').map((x, i) => num(x, `${name} mask-experts[${i}]`));
-      else out[key] = num(v, `${name} ${part.slice(0, eq)}`);
+    // the routing label grammar (src/routing-grammar.ts), one layer's values
+    for (const { option, value } of parseLabel(c, name, CHANGE_OPTIONS, "a change such as 'experts=1', 'expert-scale=0.8' or 'mask-experts=3,5'", 'experts=1')) {
+      if (option === 'maskExperts') out.maskExperts = expertIds(value, `${name} mask-experts`);
+      else out[option] = numberValue(value, `${name} ${ROUTING_FLAGS[option]}`);
     }
   } else if (c !== null && typeof c === 'object' && !Array.isArray(c)) {
-    checkOptionNames(c, ORDER, name);
+    checkOptionNames(c, CHANGE_OPTIONS, name);
     const o = c as Record<string, unknown>;
-    for (const k of ORDER) {
+    for (const k of CHANGE_OPTIONS) {
       if (o[k] === undefined) continue;
       if (k === 'maskExperts') {
         if (!Array.isArray(o[k])) throw new TypeError(expected('an array of expert ids', `${name}.maskExperts`, o[k]));
-        out.maskExperts = (o[k] as unknown[]).map((x, i) => num(x, `${name}.maskExperts[${i}]`));
-      } else out[k] = num(o[k], `${name}.${k}`);
+        out.maskExperts = (o[k] as unknown[]).map((x, i) => numberValue(x, `${name}.maskExperts[${i}]`));
+      } else out[k] = numberValue(o[k], `${name}.${k}`);
     }
-    if (ORDER.every((k) => out[k] === undefined)) throw new TypeError(expected('a change naming experts, expertScale, gateScale or maskExperts', name, c));
+    if (CHANGE_OPTIONS.every((k) => out[k] === undefined)) throw new TypeError(expected('a change naming experts, expertScale, gateScale or maskExperts', name, c));
   } else {
     throw new TypeError(expected("an experts count, a change such as 'experts=1' or { experts: 1 }", name, c));
   }
-  out.label = ORDER.filter((k) => out[k] !== undefined)
-    .map((k) => `${FLAG_OF[k]}=${k === 'maskExperts' ? out.maskExperts!.join(',') : String(out[k])}`)
+  out.label = CHANGE_OPTIONS.filter((k) => out[k] !== undefined)
+    .map((k) => labelPart(k, k === 'maskExperts' ? out.maskExperts!.join(',') : String(out[k])))
     .join(' ');
   return out;
 }
@@ -194,10 +168,10 @@ export function defaultChanges(info: Pick<ModelInfo, 'expertCount' | 'expertsUse
 /** The routing with only `layer` changed by `c`, in the routing grammar. */
 export function layerRouting(layer: number, c: ParsedChange): Routing {
   const r: Routing = {};
-  if (c.experts !== undefined) r.experts = `${layer}:${c.experts}`;
-  if (c.expertScale !== undefined) r.expertScale = `${layer}:${c.expertScale}`;
-  if (c.gateScale !== undefined) r.gateScale = `${layer}:${c.gateScale}`;
-  if (c.maskExperts !== undefined) r.maskExperts = `${layer}:${c.maskExperts.join(',')}`;
+  if (c.experts !== undefined) r.experts = onLayer(layer, String(c.experts));
+  if (c.expertScale !== undefined) r.expertScale = onLayer(layer, String(c.expertScale));
+  if (c.gateScale !== undefined) r.gateScale = onLayer(layer, String(c.gateScale));
+  if (c.maskExperts !== undefined) r.maskExperts = onLayer(layer, c.maskExperts.join(','));
   return r;
 }
 
@@ -302,7 +276,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
     }
     const tokens = await inputTokens(model, o, 'scan()');
     ctx = await model.createContext({
-      ...contextSettingsOf(o),
+      ...contextSizes(o),
       routing: { experts: Math.max(info.expertsUsed, ...cells.flatMap((c) => c.resolved.experts)) },
     });
     const facts = await scanModelFacts(model);
@@ -324,16 +298,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
     let resumed = 0;
     let evaluated = 0;
     if (o.reference === undefined || o.reference === 'default') {
-      reference = `${out}.base.kld`;
-      const usable =
-        existsSync(reference) &&
-        (await readKldBaseHeader(reference).then(
-          (h) => h.contextSize === ctx!.options.contextSize && tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)),
-          () => false,
-        ));
-      if (!usable) {
-        await evaluate(ctx, { tokens, ...(chunks ? { chunks } : {}), routing: {}, saveReference: reference, signal, onProgress: progress(0, 'default (writing the KL-divergence base)') });
-      }
+      reference = await defaultRoutingBase(ctx, out, tokens, { chunks, signal, onProgress: progress(0, 'default (writing the KL-divergence base)') });
     } else {
       reference = resolve(o.reference as string);
     }

@@ -3,20 +3,19 @@
  * context; results appended to a JSONL file one line per point; running it again with the same `out`
  * skips the points already there (a resumed sweep gives the same table as an uninterrupted one).
  */
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { toAbortReason } from './errors.js';
-import { type EvaluateResult, INPUT_OPTIONS, evaluate, inputTokens } from './evaluate.js';
+import { type EvaluateResult, INPUT_OPTIONS, type RunOptions, defaultRoutingBase, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
 import { Model, loadModel } from './model.js';
-import { kldTopKOption, readKldBaseHeader } from './reference.js';
+import { kldTopKOption } from './reference.js';
 import { compareAccuracy, multipleChoice } from './multiple-choice.js';
 import type { TaskKind } from './multiple-choice/common.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
-import { CONTEXT_SIZE_OPTIONS, Context, contextSettingsOf, resolveContextOptions, type FlashAttention } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, Context, contextSizes, resolveContextOptions } from './context.js';
 import { type HalvingDrop, type HalvingSummary, runHalving } from './sweep-halving.js';
 import { checkOptionNames, closest, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -27,23 +26,11 @@ export interface SweepGrid {
   minWeightRatio?: number[];
 }
 
-export interface SweepOptions {
+export interface SweepOptions extends RunOptions {
   /** The points: every combination of these values (gridPoints()). Give `grid` or `routings`. */
   grid?: SweepGrid;
   /** The points as a list of routings, evaluated in this order. Give `grid` or `routings`. */
   routings?: Routing[];
-  text?: string;
-  file?: string;
-  tokens?: Int32Array | readonly number[];
-  /** JSONL results file (created with its folder); also the resume state. */
-  out: string;
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  threads?: number;
-  chunks?: number;
   /**
    * KL-divergence base: 'default' (this model with its own routing; its log-probabilities are written
    * once to `<out>.base.kld` and reused), or a base file path.
@@ -212,7 +199,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
     }
     const tokens = await inputTokens(model, o, 'sweep()');
     ctx = await model.createContext({
-      ...contextSettingsOf(o),
+      ...contextSizes(o),
       routing: info.expertCount > 0 ? { experts: Math.max(info.expertsUsed, ...points.flatMap((p) => p.resolved.experts)) } : {},
     });
     const basis = {
@@ -231,24 +218,12 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
 
     let reference: string | undefined;
     if (o.reference === 'default') {
-      reference = `${out}.base.kld`;
-      const usable =
-        existsSync(reference) &&
-        (await readKldBaseHeader(reference).then(
-          (h) => h.topK === (kldTopK === undefined ? 0 : Math.min(kldTopK, h.vocabSize)) && tokensFingerprint(h.tokens.subarray(0, Math.min(h.tokens.length, tokens.length))) === tokensFingerprint(tokens.subarray(0, h.tokens.length)),
-          () => false,
-        ));
-      if (!usable) {
-        await evaluate(ctx, {
-          tokens,
-          ...(chunks ? { chunks } : {}),
-          routing: {},
-          saveReference: reference,
-          ...(kldTopK === undefined ? {} : { kldTopK }),
-          signal,
-          onProgress: (p) => onProgress?.({ point: 0, points: points.length, routing: 'default (the KL-divergence reference)', chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
-        });
-      }
+      reference = await defaultRoutingBase(ctx, out, tokens, {
+        chunks,
+        kldTopK,
+        signal,
+        onProgress: (p) => onProgress?.({ point: 0, points: points.length, routing: 'default (the KL-divergence reference)', chunksDone: p.chunksDone, chunksTotal: p.chunksTotal }),
+      });
     } else if (typeof o.reference === 'string') {
       reference = resolve(o.reference);
     }

@@ -171,6 +171,7 @@ describe('messages in the user\'s words', () => {
     [['--experts', '3', '--profile', 'p.json'], /--profile is only used with --expert-scale calibrated/],
     [['--expert', '3'], /unknown option --expert \(did you mean --experts\?\)/],
     [['--mask-experts', '9'], /expert id in \[0, 7\].*for --mask-experts\[0\] but received number 9/],
+    [['--mask-experts', '3,,5'], /expert id in \[0, 7\] for --mask-experts\[1\] but received ""/],
   ];
   for (const [args, message] of cases) {
     test(`perplexity ${args.join(' ')}`, async () => {

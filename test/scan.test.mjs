@@ -114,6 +114,11 @@ describe('scan()', () => {
     await assert.rejects(bad({ changes: [1, 'experts=1'] }), (e) => e instanceof RangeError && /twice/.test(e.message));
     await assert.rejects(bad({ changes: [{ expert: 1 }] }), (e) => e instanceof TypeError && /Did you mean 'experts'/.test(e.message));
     await assert.rejects(bad({ changes: ['mask-experts=0,1,2,3,4,5,6'] }), (e) => e instanceof RangeError && /maskExperts/.test(e.message));
+    // the change text is the routing label grammar: its keys, one value each, its expert-id lists
+    await assert.rejects(bad({ changes: ['experts=1+experts=3'] }), (e) => e instanceof TypeError && /changes\[0\] names experts twice/.test(e.message));
+    await assert.rejects(bad({ changes: ['ser=1,0.3'] }), (e) => e instanceof TypeError && /KEY one of experts, expert-scale, gate-scale, mask-experts/.test(e.message));
+    await assert.rejects(bad({ changes: ['mask-experts=0,,1'] }), (e) => e instanceof TypeError && /Expected an expert id for changes\[0\] mask-experts\[1\] but received ""/.test(e.message));
+    await assert.rejects(bad({ changes: ['expert-scale=big'] }), (e) => e instanceof TypeError && /Expected a number for changes\[0\] expert-scale but received "big"/.test(e.message));
     await assert.rejects(bad({ chunk: 3 }), (e) => e instanceof TypeError && /Did you mean 'chunks'/.test(e.message));
     await assert.rejects(scan(model, { file: textFile, ...sizes }), (e) => e instanceof TypeError && /out/.test(e.message));
     await assert.rejects(bad({ reference: 5 }), (e) => e instanceof TypeError && /reference/.test(e.message));
