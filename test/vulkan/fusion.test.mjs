@@ -8,16 +8,21 @@
 // What fuses (docs/gpu.md): on this tree upstream fuses the routing of llama, qwen3moe and granitemoe
 // (TOPK_MOE_EARLY_SOFTMAX_NORM: softmax, top-k, gather, renormalize, and the weights scale), of qwen2moe
 // and olmoe (TOPK_MOE_EARLY_SOFTMAX, no renormalization) and of gpt-oss (TOPK_MOE_LATE_SOFTMAX: softmax
-// over the chosen); not deepseek2 (grouped router) or llama4. expertScale, gateScale and experts keep the
-// fused op exactly where the default has it. maskExperts loses it (the mask is also added to the selection
-// scores, between the softmax and the top-k); -ser keeps it, but on renormalizing models only the fused
-// softmax + top-k + gather (it drops experts between gathering and renormalizing); top-p loses it (it
-// reads the whole probability vector, a use of the softmax outside the fused op).
+// over the chosen); not deepseek2 (grouped router) or llama4. expertScale, gateScale, experts and
+// maskExperts keep the fused op exactly where the default has it (the mask is added to the router logits,
+// before the softmax; again to the selection scores only after a selection bias or with expert groups).
+// -ser and top-p keep it, but on renormalizing models only the fused softmax + top-k + gather (they drop
+// experts between gathering and renormalizing); top-p on gpt-oss loses it (it ranks by the softmax over
+// all the logits, read through the fused op's top-k ids).
 //
 // Tolerance for fused vs unfused: max|Δlogit| ≤ 2e-3 · max|logit|: with f16 arithmetic a difference of one
 // f32 rounding moves the logits by up to ~8e-4 · max|logit| (routing-equivalence.test.mjs). -ser and top-p
 // against the CPU backend: with f32 arithmetic on the device (GGML_VK_DISABLE_F16=1), 5e-4 (two backends'
-// kernels sum in different orders: olmoe -ser measured 1.45e-4; llama top-p 0.7 agrees there).
+// kernels sum in different orders: olmoe -ser measured 1.45e-4; llama top-p 0.7 agrees there), on every
+// architecture whose default routing agrees across the backends (all but deepseek2 here).
+//
+// The probe's stderr goes to a file: ggml-vulkan's perf logger writes with std::cerr, and a pipe that Node
+// made non-blocking turns a full pipe into EAGAIN, after which std::cerr prints nothing more.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,7 +31,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import { ARCHS, dir, fixture, root } from '../helpers/fixtures.mjs';
-import { N_TOKENS, assertClose } from './lib.mjs';
+import { N_TOKENS, assertClose, relDiff } from './lib.mjs';
 
 const TOL = 2e-3;
 
@@ -113,9 +118,9 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
     const vk = { GGML_VK_VISIBLE_DEVICES: process.env.GGML_VK_VISIBLE_DEVICES || '0', GGML_VK_PERF_LOGGER: '1' };
     fusedRun = await probe(jobs, join(dir, 'probe-fused'), vk);
     unfusedRun = await probe(jobs, join(dir, 'probe-unfused'), { ...vk, GGML_VK_DISABLE_FUSION: '1' });
-    const cpuJobs = jobs.filter((j) => j.form === 'ser' || j.form === 'topP');
-    cpuRun = await probe(cpuJobs.map((j) => ({ ...j, gpuLayers: 0, flashAttention: 'off' })), join(dir, 'probe-cpu'), { GGML_VK_VISIBLE_DEVICES: '' });
-    f32Run = await probe(cpuJobs.map((j) => ({ ...j, flashAttention: 'off' })), join(dir, 'probe-f32'), { ...vk, GGML_VK_DISABLE_F16: '1' });
+    const cpuJobs = jobs.filter((j) => j.form === 'default' || j.form === 'ser' || j.form === 'topP');
+    cpuRun = await probe(cpuJobs.map((j) => ({ ...j, gpuLayers: 0 })), join(dir, 'probe-cpu'), { GGML_VK_VISIBLE_DEVICES: '' });
+    f32Run = await probe(cpuJobs, join(dir, 'probe-f32'), { ...vk, GGML_VK_DISABLE_F16: '1' });
   });
 
   test('the fused op per MoE layer where upstream fuses, kept by expertScale, gateScale and experts', (t) => {
@@ -135,8 +140,19 @@ describe("ggml-vulkan's fused top-k MoE op under every routing form", () => {
   // -ser and top-p decide by thresholds (t · the first weight; a running sum against p): with f16
   // arithmetic a decision within rounding of its threshold can flip against the CPU backend and move a
   // token's logits by a whole expert (seen: llama, top-p 0.7, 0.29 · max|logit|). With f32 arithmetic on the
-  // device (GGML_VK_DISABLE_F16=1) Vulkan and CPU must agree to float precision.
-  test('-ser and top-p in between their limits: Vulkan (f32 arithmetic) equals the CPU backend', () => {
-    for (const j of jobs.filter((x) => x.form === 'ser' || x.form === 'topP')) assertClose(f32Run.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan (f32) vs CPU`, 5e-4);
+  // device (GGML_VK_DISABLE_F16=1) Vulkan and CPU must agree to float precision — where the model's default
+  // routing (upstream's graph, no moe-eval op) agrees across the two backends in the first place: on this
+  // tree deepseek2's does not (0.81 · max|logit| with flash attention, 0.46 without; docs/gpu.md), so its
+  // -ser and top-p cannot be judged this way and are left to routing-equivalence.test.mjs (-ser and top-p
+  // at their limits against rewritten files, on Vulkan).
+  test('-ser and top-p in between their limits: Vulkan (f32 arithmetic) equals the CPU backend', (t) => {
+    const archs = Object.keys(ARCHS);
+    const base = Object.fromEntries(archs.map((a) => [a, relDiff(f32Run.logits(`${a}.default`), cpuRun.logits(`${a}.default`))]));
+    t.diagnostic(`default routing, Vulkan (f32) vs CPU: ${archs.map((a) => `${a} ${base[a].toExponential(2)}`).join(', ')}`);
+    const apart = archs.filter((a) => base[a] > 5e-4);
+    assert.ok(apart.every((a) => a === 'deepseek2'), `default routing differs between the backends on ${apart.join(', ')}`);
+    for (const j of jobs.filter((x) => (x.form === 'ser' || x.form === 'topP') && !apart.includes(x.arch))) {
+      assertClose(f32Run.logits(j.tag), cpuRun.logits(j.tag), `${j.tag} Vulkan (f32) vs CPU`, 5e-4);
+    }
   });
 });
