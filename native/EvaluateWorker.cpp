@@ -401,11 +401,11 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         SET("ratio", ratio); SET("ratioUnc", ratio_unc);
         SET("difference", diff); SET("differenceUnc", diff_unc);
         SET("kldMean", kld); SET("kldUnc", kld_unc);
-        SET("kldMax", kld_max); SET("kld999", kld_999); SET("kld99", kld_99); SET("kld95", kld_95); SET("kld90", kld_90);
-        SET("kldMedian", kld_median); SET("kld10", kld_10); SET("kld5", kld_5); SET("kld1", kld_1); SET("kld01", kld_01); SET("kldMin", kld_min);
+        SET("kldMax", kld_q.max); SET("kld999", kld_q.p999); SET("kld99", kld_q.p99); SET("kld95", kld_q.p95); SET("kld90", kld_q.p90);
+        SET("kldMedian", kld_q.median); SET("kld10", kld_q.p10); SET("kld5", kld_q.p5); SET("kld1", kld_q.p1); SET("kld01", kld_q.p01); SET("kldMin", kld_q.min);
         SET("dpMean", dp); SET("dpUnc", dp_unc);
-        SET("dpMax", dp_max); SET("dp999", dp_999); SET("dp99", dp_99); SET("dp95", dp_95); SET("dp90", dp_90); SET("dp75", dp_75);
-        SET("dpMedian", dp_median); SET("dp25", dp_25); SET("dp10", dp_10); SET("dp5", dp_5); SET("dp1", dp_1); SET("dp01", dp_01); SET("dpMin", dp_min);
+        SET("dpMax", dp_q.max); SET("dp999", dp_q.p999); SET("dp99", dp_q.p99); SET("dp95", dp_q.p95); SET("dp90", dp_q.p90); SET("dp75", dp_q.p75);
+        SET("dpMedian", dp_q.median); SET("dp25", dp_q.p25); SET("dp10", dp_q.p10); SET("dp5", dp_q.p5); SET("dp1", dp_q.p1); SET("dp01", dp_q.p01); SET("dpMin", dp_q.min);
         SET("dpRms", dp_rms); SET("dpRmsUnc", dp_rms_unc);
         SET("sameTop", same_top); SET("sameTopUnc", same_top_unc);
         SET("count", count);
