@@ -91,8 +91,8 @@ double CompactRow(const float * logits, int n_vocab, int32_t tok, CompactLayout 
     return max_logit + log_sum_exp - logits[tok];
 }
 
-// llama-perplexity's statistics of one row against one record (Kld.cpp's CompareRow, with the KLD of the
-// header). Returns false when the record is malformed.
+// llama-perplexity's statistics of one row against one record (as Kld.cpp's CompareRow: the same
+// NormalizeRow and KldSums::Add, with the KLD of the header). Returns false when the record is malformed.
 bool CompareCompactRow(const float * logits, int n_vocab, const uint8_t * record, CompactLayout l, int tok, KldSums & kld,
                        double & bound_sum, std::vector<uint8_t> & mark, float & kld_value, float & p_diff_value) {
     RecordView rec{const_cast<uint8_t *>(record), l};
