@@ -6,6 +6,7 @@
 
 #include "BenchWorker.h"
 #include "EvaluateWorker.h"
+#include "ImatrixFileWorker.h"
 #include "LogitsWorker.h"
 #include "MultipleChoiceWorker.h"
 #include "Log.h"
@@ -313,20 +314,7 @@ Napi::Value Context::TakeImatrix(const Napi::CallbackInfo & info) {
     std::string error;
     auto entries = imatrix_->Take(error);
     if (!error.empty()) ThrowCoded(env, "ERR_IMATRIX", "importance matrix collection failed: " + error);
-    Napi::Array out = Napi::Array::New(env, entries.size());
-    uint32_t i = 0;
-    for (const auto & [name, e] : entries) {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("name", name);
-        Napi::Float32Array values = Napi::Float32Array::New(env, e.values.size());
-        std::copy(e.values.begin(), e.values.end(), values.Data());
-        Napi::Float64Array counts = Napi::Float64Array::New(env, e.counts.size());
-        for (size_t j = 0; j < e.counts.size(); ++j) counts[j] = (double) e.counts[j];
-        o.Set("values", values);
-        o.Set("counts", counts);
-        out.Set(i++, o);
-    }
-    return out;
+    return ImatrixEntriesToJs(env, entries);
 }
 
 // memory() → llama.cpp's own accounting of this context (what it prints at exit as its memory

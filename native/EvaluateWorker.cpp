@@ -2,17 +2,17 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "Context.h"
 #include "Model.h"
-#include "metrics/KldCompact.h"
+#include "metrics/KldBase.h"
+#include "metrics/KldBaseWriter.h"
 #include "llama-context.h"
 #include "ggml-rpc.h"
 #include "routing/Routing.h"
-#include "util/File.h"
 #include "util/Args.h"
 #include "util/Batch.h"
 #include "util/NativeError.h"
@@ -94,10 +94,6 @@ void DecodeChunks(llama_context * ctx, const Chunking & k, const std::vector<lla
     }
 }
 
-void WriteAll(FILE * f, const void * data, size_t n, const std::string & path) {
-    if (fwrite(data, 1, n, f) != n) throw NativeError("ERR_FILE", "cannot write " + path + " (disk full?)");
-}
-
 }  // namespace
 
 EvaluateWorker * EvaluateWorker::Create(const Napi::CallbackInfo & info, Context * owner) {
@@ -174,7 +170,6 @@ void EvaluateWorker::Run() {
     const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
     const int n_vocab = llama_vocab_n_tokens(vocab);
     const int n_ctx = options_.n_ctx;
-    const int nv = LogProbRowSize(n_vocab);
     if (llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) == LLAMA_TOKEN_NULL) {
         throw NativeError("ERR_TOKENIZE", "the vocabulary asks for a BOS token it does not define");
     }
@@ -199,24 +194,12 @@ void EvaluateWorker::Run() {
     const int n_scored = n_ctx - 1 - k.first;
     kld_mode_ = reference_ != nullptr || !options_.base_file.empty();
 
-    // base log-probabilities of the chunks in flight (n_seq of them), from a file or a reference context;
-    // a compact base (docs/kld-compact.md) keeps its records as they are in the file
-    const int base_k = reference_ ? 0 : options_.base_top_k;
-    if (base_k > n_vocab) throw NativeError("ERR_KLD_BASE", "the base file keeps more tokens per row than the vocabulary has");
-    const CompactLayout base_layout{base_k, reference_ ? 0 : options_.base_tail_samples};
-    const size_t base_rec = base_layout.bytes();
-    std::vector<uint16_t> base_rows(kld_mode_ && base_k == 0 ? (size_t) k.n_seq * n_scored * nv : 0);
-    std::vector<uint8_t> compact_rows(kld_mode_ && base_k > 0 ? (size_t) k.n_seq * n_scored * base_rec : 0);
-    File base_in;
-    if (!options_.base_file.empty()) {
-        base_in.reset(fopen(options_.base_file.c_str(), "rb"));
-        if (!base_in) throw NativeError("ERR_FILE", "cannot open " + options_.base_file);
-#ifdef _WIN32
-        const int seek = _fseeki64(base_in.get(), (__int64) (options_.base_data_offset + (uint64_t) first * n_scored * (base_k > 0 ? base_rec : nv * sizeof(uint16_t))), SEEK_SET);
-#else
-        const int seek = fseeko(base_in.get(), (off_t) (options_.base_data_offset + (uint64_t) first * n_scored * (base_k > 0 ? base_rec : nv * sizeof(uint16_t))), SEEK_SET);
-#endif
-        if (seek != 0) throw NativeError("ERR_FILE", "cannot seek in " + options_.base_file);
+    // base log-probabilities of the chunks in flight (n_seq of them), from a file or a reference context
+    std::optional<KldBase> base;
+    if (kld_mode_) {
+        const CompactLayout layout = reference_ ? CompactLayout{} : CompactLayout{options_.base_top_k, options_.base_tail_samples};
+        base.emplace(layout, n_vocab, n_scored, k.n_seq);
+        if (!options_.base_file.empty()) base->Open(options_.base_file, options_.base_data_offset, first);
     }
     Chunking kr{};
     if (reference_) {
@@ -229,35 +212,9 @@ void EvaluateWorker::Run() {
         kld_values_.resize((size_t) n_chunk * n_scored);
         p_diff_values_.resize((size_t) n_chunk * n_scored);
     }
-
-    // base writer: llama-perplexity's header, then each chunk's rows; or the compact header and records
-    File base_out;
-    const std::string tmp_out = options_.write_base_file.empty() ? std::string() : options_.write_base_file + ".tmp";
-    const int write_k = std::min(options_.write_top_k, n_vocab);  // a K above the vocabulary keeps every token
-    const CompactLayout write_layout{write_k, write_k < n_vocab ? write_k : 0};  // as many tail samples as top tokens
-    std::vector<uint16_t> out_rows;
-    std::vector<uint8_t> out_records;
-    if (!tmp_out.empty()) {
-        base_out.reset(fopen(tmp_out.c_str(), "wb"));
-        if (!base_out) throw NativeError("ERR_FILE", "cannot write " + tmp_out);
-        const uint32_t u_ctx = (uint32_t) n_ctx;
-        if (write_k > 0) {
-            const uint32_t head[4] = {(uint32_t) write_layout.k, (uint32_t) write_layout.s, (uint32_t) write_layout.bytes(), kCompactBaseSeed};
-            WriteAll(base_out.get(), kCompactBaseMagic, 8, tmp_out);
-            WriteAll(base_out.get(), &kCompactBaseVersion, sizeof(kCompactBaseVersion), tmp_out);
-            WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
-            WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
-            WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
-            WriteAll(base_out.get(), head, sizeof(head), tmp_out);
-            out_records.resize((size_t) n_scored * write_layout.bytes());
-        } else {
-            WriteAll(base_out.get(), "_logits_", 8, tmp_out);
-            WriteAll(base_out.get(), &u_ctx, sizeof(u_ctx), tmp_out);
-            WriteAll(base_out.get(), &n_vocab, sizeof(n_vocab), tmp_out);
-            WriteAll(base_out.get(), &n_chunk, sizeof(n_chunk), tmp_out);
-            out_rows.resize((size_t) n_scored * nv);
-        }
-        WriteAll(base_out.get(), tokens_.data(), (size_t) n_chunk * n_ctx * sizeof(llama_token), tmp_out);
+    std::optional<KldBaseWriter> writer;  // removes its unfinished file if the evaluation fails
+    if (!options_.write_base_file.empty()) {
+        writer.emplace(options_.write_base_file, options_.write_top_k, n_ctx, n_vocab, n_chunk, n_scored, tokens_.data());
     }
 
     BatchPtr batch(new llama_batch(llama_batch_init(std::min(k.n_batch, n_ctx * k.n_seq), 0, 1)));
@@ -274,82 +231,54 @@ void EvaluateWorker::Run() {
         }
     };
 
-    try {
-        for (int done = 0; done < n_chunk; done += k.n_seq) {
-            const int i = first + done;  // the text's chunk index
-            const int n_seq_batch = std::min(k.n_seq, n_chunk - done);
+    for (int done = 0; done < n_chunk; done += k.n_seq) {
+        const int i = first + done;  // the text's chunk index
+        const int n_seq_batch = std::min(k.n_seq, n_chunk - done);
 
-            if (reference_) {  // the base for these chunks, from the reference context under its own routing
-                ScopedRouting routing(reference_->hook_routing());
-                // its own counter: a graph built here may be reused when that context is evaluated itself
-                ScopedExpertCounter counter(&reference_->expert_counter(), reference_->ctx()->get_sched());
-                size_t ignored = 0;
-                DecodeChunks(reference_->ctx(), kr, tokens_, i, n_seq_batch, *ref_batch, logits, abort, ignored,
-                             [&](int seq, const float * rows) {
-                                 const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
-                                 QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, base_rows.data() + (size_t) seq * n_scored * nv);
-                             });
-            } else if (base_in) {
-                const size_t n = base_k > 0 ? (size_t) n_seq_batch * n_scored * base_rec : (size_t) n_seq_batch * n_scored * nv;
-                if (fread(base_k > 0 ? (void *) compact_rows.data() : (void *) base_rows.data(), base_k > 0 ? 1 : sizeof(uint16_t), n, base_in.get()) != n) {
-                    throw NativeError("ERR_GGUF", "the base file " + options_.base_file + " ends before chunk " + std::to_string(i + n_seq_batch));
-                }
+        if (reference_) {  // the base for these chunks, from the reference context under its own routing
+            ScopedRouting routing(reference_->hook_routing());
+            // its own counter: a graph built here may be reused when that context is evaluated itself
+            ScopedExpertCounter counter(&reference_->expert_counter(), reference_->ctx()->get_sched());
+            size_t ignored = 0;
+            DecodeChunks(reference_->ctx(), kr, tokens_, i, n_seq_batch, *ref_batch, logits, abort, ignored,
+                         [&](int seq, const float * rows) {
+                             const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
+                             base->Quantize(seq, rows, next, options_.n_threads);
+                         });
+        } else if (base) {
+            base->Read(n_seq_batch, i + n_seq_batch);
+        }
+
+        ScopedRouting routing(owner_->hook_routing());
+        ScopedExpertCounter counter(&owner_->expert_counter(), ctx->get_sched());
+        DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
+            check_rpc();
+            const auto t_score = std::chrono::steady_clock::now();
+            const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
+            const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
+            chunks_.push_back({i + seq, s, {}});
+            total_ += s;
+            if (base) {
+                // per chunk first, then into the total: pieces of an evaluation add up to the whole in the same order
+                const size_t at = (size_t) (done + seq) * n_scored;
+                KldSums & chunk_kld = chunks_.back().kld;
+                base->Compare(seq, i + seq, rows, next, options_.n_threads, chunk_kld, kld_bound_sum_, kld_values_.data() + at,
+                              p_diff_values_.data() + at);
+                kld_ += chunk_kld;
             }
+            if (writer) base_total_ += writer->WriteChunk(i + seq, rows, next, options_.n_threads);
+            scoring_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_score).count();
+        });
 
-            ScopedRouting routing(owner_->hook_routing());
-            ScopedExpertCounter counter(&owner_->expert_counter(), ctx->get_sched());
-            DecodeChunks(ctx, k, tokens_, i, n_seq_batch, *batch, logits, abort, tokens_decoded_, [&](int seq, const float * rows) {
-                check_rpc();
-                const auto t_score = std::chrono::steady_clock::now();
-                const llama_token * next = tokens_.data() + (size_t) (i + seq) * n_ctx + k.first + 1;
-                const NllSums s = ScoreRows(rows, n_vocab, next, n_scored, options_.n_threads);
-                chunks_.push_back({i + seq, s, {}});
-                total_ += s;
-                if (kld_mode_) {
-                    // per chunk first, then into the total: pieces of an evaluation add up to the whole in the same order
-                    const size_t at = (size_t) (done + seq) * n_scored;
-                    KldSums & chunk_kld = chunks_.back().kld;
-                    if (base_k > 0) {
-                        const std::string bad = CompareCompactRows(rows, n_vocab, compact_rows.data() + (size_t) seq * n_scored * base_rec, base_layout, next,
-                                                                   n_scored, options_.n_threads, chunk_kld, kld_bound_sum_, kld_values_.data() + at, p_diff_values_.data() + at);
-                        if (!bad.empty()) throw NativeError("ERR_KLD_BASE", "the base file " + options_.base_file + " is damaged in chunk " + std::to_string(i + seq) + ": " + bad);
-                    } else {
-                        CompareRows(rows, n_vocab, base_rows.data() + (size_t) seq * n_scored * nv, next, n_scored, options_.n_threads, chunk_kld,
-                                    kld_values_.data() + at, p_diff_values_.data() + at);
-                    }
-                    kld_ += chunk_kld;
-                }
-                if (base_out && write_k > 0) {
-                    base_total_ += CompactRows(rows, n_vocab, next, n_scored, write_layout, (uint64_t) (i + seq) * n_scored, options_.n_threads, out_records.data());
-                    WriteAll(base_out.get(), out_records.data(), out_records.size(), tmp_out);
-                } else if (base_out) {
-                    base_total_ += QuantizeRows(rows, n_vocab, next, n_scored, options_.n_threads, out_rows.data());
-                    WriteAll(base_out.get(), out_rows.data(), out_rows.size() * sizeof(uint16_t), tmp_out);
-                }
-                scoring_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_score).count();
-            });
-
-            progress_.Send<ProgressEvent>({done + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
-                Napi::Object o = Napi::Object::New(env);
-                o.Set("chunksDone", e.chunks_done);
-                o.Set("chunksTotal", e.chunks_total);
-                o.Set("perplexity", Estimate(e.sums).perplexity);
-                return o;
-            });
-        }
-        if (base_out) {
-            if (fclose(base_out.release()) != 0) throw NativeError("ERR_FILE", "cannot finish writing " + tmp_out);
-            if (std::rename(tmp_out.c_str(), options_.write_base_file.c_str()) != 0) {
-                throw NativeError("ERR_FILE", "cannot rename " + tmp_out + " to " + options_.write_base_file);
-            }
-        }
-    } catch (...) {
-        if (!tmp_out.empty()) {
-            base_out.reset();
-            std::remove(tmp_out.c_str());
-        }
-        throw;
+        progress_.Send<ProgressEvent>({done + n_seq_batch, n_chunk, total_}, [](Napi::Env env, const ProgressEvent & e) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("chunksDone", e.chunks_done);
+            o.Set("chunksTotal", e.chunks_total);
+            o.Set("perplexity", Estimate(e.sums).perplexity);
+            return o;
+        });
     }
+    if (writer) writer->Finish();
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
     experts_per_layer_ = owner_->expert_counter().Means();
 }
@@ -401,11 +330,11 @@ Napi::Value EvaluateWorker::Result(Napi::Env env) {
         SET("ratio", ratio); SET("ratioUnc", ratio_unc);
         SET("difference", diff); SET("differenceUnc", diff_unc);
         SET("kldMean", kld); SET("kldUnc", kld_unc);
-        SET("kldMax", kld_max); SET("kld999", kld_999); SET("kld99", kld_99); SET("kld95", kld_95); SET("kld90", kld_90);
-        SET("kldMedian", kld_median); SET("kld10", kld_10); SET("kld5", kld_5); SET("kld1", kld_1); SET("kld01", kld_01); SET("kldMin", kld_min);
+        SET("kldMax", kld_q.max); SET("kld999", kld_q.p999); SET("kld99", kld_q.p99); SET("kld95", kld_q.p95); SET("kld90", kld_q.p90);
+        SET("kldMedian", kld_q.median); SET("kld10", kld_q.p10); SET("kld5", kld_q.p5); SET("kld1", kld_q.p1); SET("kld01", kld_q.p01); SET("kldMin", kld_q.min);
         SET("dpMean", dp); SET("dpUnc", dp_unc);
-        SET("dpMax", dp_max); SET("dp999", dp_999); SET("dp99", dp_99); SET("dp95", dp_95); SET("dp90", dp_90); SET("dp75", dp_75);
-        SET("dpMedian", dp_median); SET("dp25", dp_25); SET("dp10", dp_10); SET("dp5", dp_5); SET("dp1", dp_1); SET("dp01", dp_01); SET("dpMin", dp_min);
+        SET("dpMax", dp_q.max); SET("dp999", dp_q.p999); SET("dp99", dp_q.p99); SET("dp95", dp_q.p95); SET("dp90", dp_q.p90); SET("dp75", dp_q.p75);
+        SET("dpMedian", dp_q.median); SET("dp25", dp_q.p25); SET("dp10", dp_q.p10); SET("dp5", dp_q.p5); SET("dp1", dp_q.p1); SET("dp01", dp_q.p01); SET("dpMin", dp_q.min);
         SET("dpRms", dp_rms); SET("dpRmsUnc", dp_rms_unc);
         SET("sameTop", same_top); SET("sameTopUnc", same_top_unc);
         SET("count", count);

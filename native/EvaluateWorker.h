@@ -3,6 +3,7 @@
 // Modes (combinable): perplexity always; write a KL-divergence base file (llama-perplexity's
 // --kl-divergence-base without --kl-divergence); compare with a base, read from such a file or computed
 // on the fly by a reference context chunk by chunk (nothing vocabulary-sized is stored on disk).
+// The base file formats live in metrics/KldBaseWriter.h (writing) and metrics/KldBase.h (reading, comparing).
 #pragma once
 
 #include <napi.h>

@@ -1,5 +1,6 @@
 #include "ImatrixFileWorker.h"
 
+#include <algorithm>
 #include <climits>
 #include <string>
 #include <utility>
@@ -31,22 +32,9 @@ protected:
     Napi::Value Result(Napi::Env env) override {
         if (mode_ != Mode::Read) return env.Undefined();
         Napi::Object o = Napi::Object::New(env);
-        Napi::Array entries = Napi::Array::New(env, data_.entries.size());
-        uint32_t i = 0;
-        for (const auto & [name, e] : data_.entries) {
-            Napi::Object x = Napi::Object::New(env);
-            x.Set("name", name);
-            Napi::Float32Array values = Napi::Float32Array::New(env, e.values.size());
-            std::copy(e.values.begin(), e.values.end(), values.Data());
-            Napi::Float64Array counts = Napi::Float64Array::New(env, e.counts.size());
-            for (size_t j = 0; j < e.counts.size(); ++j) counts[j] = (double) e.counts[j];
-            x.Set("values", values);
-            x.Set("counts", counts);
-            entries.Set(i++, x);
-        }
         Napi::Array datasets = Napi::Array::New(env, data_.datasets.size());
         for (size_t j = 0; j < data_.datasets.size(); ++j) datasets.Set(j, data_.datasets[j]);
-        o.Set("entries", entries);
+        o.Set("entries", ImatrixEntriesToJs(env, data_.entries));
         o.Set("datasets", datasets);
         o.Set("chunkCount", data_.chunk_count);
         o.Set("chunkSize", data_.chunk_size);
@@ -106,6 +94,23 @@ Napi::Value WriteImatrix(const Napi::CallbackInfo & info) {
 }
 
 }  // namespace
+
+Napi::Array ImatrixEntriesToJs(Napi::Env env, const std::map<std::string, ImatrixEntry> & entries) {
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    uint32_t i = 0;
+    for (const auto & [name, e] : entries) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", name);
+        Napi::Float32Array values = Napi::Float32Array::New(env, e.values.size());
+        std::copy(e.values.begin(), e.values.end(), values.Data());
+        Napi::Float64Array counts = Napi::Float64Array::New(env, e.counts.size());
+        for (size_t j = 0; j < e.counts.size(); ++j) counts[j] = (double) e.counts[j];
+        o.Set("values", values);
+        o.Set("counts", counts);
+        out.Set(i++, o);
+    }
+    return out;
+}
 
 void InitImatrixFile(Napi::Env env, Napi::Object exports) {
     exports.Set("readImatrix", Napi::Function::New(env, ReadImatrix, "readImatrix"));

@@ -6,8 +6,16 @@
 
 #include <napi.h>
 
+#include <map>
+#include <string>
+
+#include "metrics/Imatrix.h"
+
 namespace moe_eval {
 
 void InitImatrixFile(Napi::Env env, Napi::Object exports);
+
+// Entries as they cross to JS (here and in Context's takeImatrix()): [{ name, values, counts }] in name order.
+Napi::Array ImatrixEntriesToJs(Napi::Env env, const std::map<std::string, ImatrixEntry> & entries);
 
 }  // namespace moe_eval

@@ -26,6 +26,28 @@ KldSums & KldSums::operator+=(const KldSums & o) {
     return *this;
 }
 
+float KldSums::Add(float nll, float nll_base, double kld, bool same_top) {
+    sum_nll += nll;
+    sum_nll2 += nll * nll;
+    sum_nll_base += nll_base;
+    sum_nll_base2 += nll_base * nll_base;
+    sum_nll_nll_base += nll * nll_base;
+    sum_kld += kld;
+    sum_kld2 += kld * kld;
+    ++count;
+    if (same_top) ++n_same_top;
+
+    const float p_base = expf(-nll_base);
+    const float p = expf(-nll);
+    const float p_diff = p - p_base;
+    sum_p_diff += p_diff;
+    const double p_diff2 = p_diff * p_diff;
+    sum_p_diff2 += p_diff2;
+    sum_p_diff4 += p_diff2 * p_diff2;
+    max_p_diff = std::max(max_p_diff, std::fabs(p_diff));
+    return p_diff;
+}
+
 namespace {
 
 inline int nearest_int(float fval) {
@@ -37,32 +59,16 @@ inline int nearest_int(float fval) {
 
 // llama-perplexity's log_softmax(n_vocab, logits, tok, kld) for one row against its base row.
 std::pair<double, float> CompareRow(const float * logits, int n_vocab, const uint16_t * base_log_prob, int tok, KldSums & kld) {
-    float max_logit = logits[0];
-    int imax = 0;
-    for (int i = 1; i < n_vocab; ++i) {
-        if (logits[i] > max_logit) {
-            max_logit = logits[i];
-            imax = i;
-        }
-    }
-    double sum_exp = 0.0;
-    for (int i = 0; i < n_vocab; ++i) sum_exp += expf(logits[i] - max_logit);
-    const float log_sum_exp = log(sum_exp);
+    const RowNorm r = NormalizeRow(logits, n_vocab);
     const float * d = (const float *) base_log_prob;
     const float scale = d[0];
     const float min_log_prob = d[1];
     base_log_prob += 4;
 
-    const float nll = max_logit + log_sum_exp - logits[tok];
-    kld.sum_nll += nll;
-    kld.sum_nll2 += nll * nll;
-
+    const float nll = r.nll(logits, tok);
     const float nll_base = -(scale * base_log_prob[tok] + min_log_prob);
-    kld.sum_nll_base += nll_base;
-    kld.sum_nll_base2 += nll_base * nll_base;
-    kld.sum_nll_nll_base += nll * nll_base;
 
-    max_logit += log_sum_exp;
+    const float log_norm = r.max_logit + r.log_sum_exp;
     double sum = 0;
     int imax_base = -1;
     float p_log_base_max = 0;
@@ -74,39 +80,54 @@ std::pair<double, float> CompareRow(const float * logits, int n_vocab, const uin
         }
         if (p_log_base > -16.f) {
             const float p_base = expf(p_log_base);
-            sum += p_base * (p_log_base - logits[i] + max_logit);
+            sum += p_base * (p_log_base - logits[i] + log_norm);
         }
     }
-    kld.sum_kld += sum;
-    kld.sum_kld2 += sum * sum;
-    ++kld.count;
-    if (imax == imax_base) ++kld.n_same_top;
-
-    const float p_base = expf(-nll_base);
-    const float p = expf(-nll);
-    const float p_diff = p - p_base;
-    kld.sum_p_diff += p_diff;
-    const double p_diff2 = p_diff * p_diff;
-    kld.sum_p_diff2 += p_diff2;
-    kld.sum_p_diff4 += p_diff2 * p_diff2;
-    kld.max_p_diff = std::max(kld.max_p_diff, std::fabs(p_diff));
+    const float p_diff = kld.Add(nll, nll_base, sum, r.imax == imax_base);
     return std::make_pair(sum, p_diff);
+}
+
+// llama-perplexity's percentile() and median() of sorted values, at the fractions it prints
+Quantiles QuantilesOf(const std::vector<float> & values) {
+    auto percentile = [&values](float fraction) -> double {
+        if (values.empty()) return 0;
+        if (fraction <= 0) return values.front();
+        if (fraction >= 1) return values.back();
+        float p = fraction * (values.size() - 1);
+        size_t ip = size_t(p);
+        p -= ip;
+        return (1 - p) * values[ip] + p * values[std::min(ip + 1, values.size() - 1)];
+    };
+    auto median = [&values]() -> double {
+        if (values.empty()) return 0;
+        return values.size() % 2 == 0 ? 0.5f * (values[values.size() / 2] + values[values.size() / 2 - 1]) : values[values.size() / 2];
+    };
+    Quantiles q;
+    q.max = values.back();
+    q.p999 = percentile(0.999f);
+    q.p99 = percentile(0.990f);
+    q.p95 = percentile(0.950f);
+    q.p90 = percentile(0.900f);
+    q.p75 = percentile(0.750f);
+    q.median = median();
+    q.p25 = percentile(0.250f);
+    q.p10 = percentile(0.100f);
+    q.p5 = percentile(0.050f);
+    q.p1 = percentile(0.010f);
+    q.p01 = percentile(0.001f);
+    q.min = values.front();
+    return q;
 }
 
 }  // namespace
 
 double QuantizeLogProbs(const float * logits, int n_vocab, int32_t tok, uint16_t * log_prob) {
-    float max_logit = logits[0];
+    const RowNorm r = NormalizeRow(logits, n_vocab);
+    const float max_logit = r.max_logit;
     float min_logit = logits[0];
-    for (int i = 1; i < n_vocab; ++i) {
-        max_logit = std::max(max_logit, logits[i]);
-        min_logit = std::min(min_logit, logits[i]);
-    }
+    for (int i = 1; i < n_vocab; ++i) min_logit = std::min(min_logit, logits[i]);
     min_logit = std::max(min_logit, max_logit - 16);
-    double sum_exp = 0.0;
-    for (int i = 0; i < n_vocab; ++i) sum_exp += expf(logits[i] - max_logit);
-    const float log_sum_exp = log(sum_exp);
-    const float min_log_prob = min_logit - max_logit - log_sum_exp;
+    const float min_log_prob = min_logit - max_logit - r.log_sum_exp;
     const float scale = (max_logit - min_logit) / 65535.f;
     float * d = (float *) log_prob;
     d[0] = scale;
@@ -123,7 +144,7 @@ double QuantizeLogProbs(const float * logits, int n_vocab, int32_t tok, uint16_t
     // the padding slot of an odd vocabulary is written too, so files are byte-for-byte deterministic
     const int nv = LogProbRowSize(n_vocab);
     for (int i = n_vocab; i < nv - 4; ++i) log_prob[i] = 0;
-    return max_logit + log_sum_exp - logits[tok];
+    return r.nll(logits, tok);
 }
 
 NllSums QuantizeRows(const float * logits, int n_vocab, const int32_t * next_tokens, int n, int n_threads, uint16_t * out) {
@@ -132,10 +153,7 @@ NllSums QuantizeRows(const float * logits, int n_vocab, const int32_t * next_tok
     ParallelRows(n, n_threads, [&](int w, int stride) {
         NllSums s;
         for (int i = w; i < n; i += stride) {
-            const double v = QuantizeLogProbs(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], out + (size_t) i * nv);
-            s.nll += v;
-            s.nll2 += v * v;
-            s.count++;
+            s.Add(QuantizeLogProbs(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], out + (size_t) i * nv));
         }
         partial[w] = s;
     });
@@ -177,19 +195,6 @@ KldStats Summarize(const KldSums & kld, std::vector<float> kld_values, std::vect
         var /= count - 1;
         return var;
     };
-    auto percentile = [](const std::vector<float> & values, float fraction) -> double {
-        if (values.empty()) return 0;
-        if (fraction <= 0) return values.front();
-        if (fraction >= 1) return values.back();
-        float p = fraction * (values.size() - 1);
-        size_t ip = size_t(p);
-        p -= ip;
-        return (1 - p) * values[ip] + p * values[std::min(ip + 1, values.size() - 1)];
-    };
-    auto median = [](const std::vector<float> & v) -> double {
-        if (v.empty()) return 0;
-        return v.size() % 2 == 0 ? 0.5f * (v[v.size() / 2] + v[v.size() / 2 - 1]) : v[v.size() / 2];
-    };
 
     KldStats s;
     s.count = kld.count;
@@ -218,34 +223,12 @@ KldStats Summarize(const KldSums & kld, std::vector<float> kld_values, std::vect
     auto kl_div = mean_and_uncertainty(kld.sum_kld, kld.sum_kld2, kld.count);
     s.kld = kl_div.first;
     s.kld_unc = kl_div.second;
-    s.kld_max = kld_values.back();
-    s.kld_999 = percentile(kld_values, 0.999f);
-    s.kld_99 = percentile(kld_values, 0.990f);
-    s.kld_95 = percentile(kld_values, 0.950f);
-    s.kld_90 = percentile(kld_values, 0.900f);
-    s.kld_median = median(kld_values);
-    s.kld_10 = percentile(kld_values, 0.100f);
-    s.kld_5 = percentile(kld_values, 0.050f);
-    s.kld_1 = percentile(kld_values, 0.010f);
-    s.kld_01 = percentile(kld_values, 0.001f);
-    s.kld_min = kld_values.front();
+    s.kld_q = QuantilesOf(kld_values);
 
     auto p_diff = mean_and_uncertainty(kld.sum_p_diff, kld.sum_p_diff2, kld.count);
     s.dp = p_diff.first;
     s.dp_unc = p_diff.second;
-    s.dp_max = p_diff_values.back();
-    s.dp_999 = percentile(p_diff_values, 0.999f);
-    s.dp_99 = percentile(p_diff_values, 0.990f);
-    s.dp_95 = percentile(p_diff_values, 0.950f);
-    s.dp_90 = percentile(p_diff_values, 0.900f);
-    s.dp_75 = percentile(p_diff_values, 0.750f);
-    s.dp_median = median(p_diff_values);
-    s.dp_25 = percentile(p_diff_values, 0.250f);
-    s.dp_10 = percentile(p_diff_values, 0.100f);
-    s.dp_5 = percentile(p_diff_values, 0.050f);
-    s.dp_1 = percentile(p_diff_values, 0.010f);
-    s.dp_01 = percentile(p_diff_values, 0.001f);
-    s.dp_min = p_diff_values.front();
+    s.dp_q = QuantilesOf(p_diff_values);
     auto p_diff_mse = mean_and_uncertainty(kld.sum_p_diff2, kld.sum_p_diff4, kld.count);
     s.dp_rms = sqrt(p_diff_mse.first);
     s.dp_rms_unc = s.dp_rms > 0 ? 0.5 / s.dp_rms * p_diff_mse.second : 0;

@@ -91,8 +91,8 @@ double CompactRow(const float * logits, int n_vocab, int32_t tok, CompactLayout 
     return max_logit + log_sum_exp - logits[tok];
 }
 
-// llama-perplexity's statistics of one row against one record (Kld.cpp's CompareRow, with the KLD of the
-// header). Returns false when the record is malformed.
+// llama-perplexity's statistics of one row against one record (as Kld.cpp's CompareRow: the same
+// NormalizeRow and KldSums::Add, with the KLD of the header). Returns false when the record is malformed.
 bool CompareCompactRow(const float * logits, int n_vocab, const uint8_t * record, CompactLayout l, int tok, KldSums & kld,
                        double & bound_sum, std::vector<uint8_t> & mark, float & kld_value, float & p_diff_value) {
     RecordView rec{const_cast<uint8_t *>(record), l};
@@ -116,36 +116,20 @@ bool CompareCompactRow(const float * logits, int n_vocab, const uint8_t * record
         const int32_t id = rec.sample_id(r);
         if (has_tail ? (id < 0 || id >= n_vocab || mark[id] || !(rec.sample_log_p(r) <= kSlack)) : id != -1) bad = true;
     }
-    float max_logit = logits[0];
-    int imax = 0;
-    for (int i = 1; i < n_vocab; ++i) {
-        if (logits[i] > max_logit) {
-            max_logit = logits[i];
-            imax = i;
-        }
+    if (bad) {
+        for (int r = 0; r < marked; ++r) mark[rec.id(r)] = 0;
+        return false;
     }
-    double sum_exp = 0.0;
-    double tail_exp = 0.0;
-    if (!bad) {
-        for (int i = 0; i < n_vocab; ++i) {
-            const double e = expf(logits[i] - max_logit);
-            sum_exp += e;
-            if (!mark[i]) tail_exp += e;
-        }
-    }
+    double tail_exp = 0.0;  // the evaluated model's Σ exp over the tokens outside the record's top K
+    const RowNorm norm = NormalizeRow(logits, n_vocab, [&](int i, double e) {
+        if (!mark[i]) tail_exp += e;
+    });
     for (int r = 0; r < marked; ++r) mark[rec.id(r)] = 0;
-    if (bad) return false;
 
-    const float log_sum_exp = log(sum_exp);
-    const float nll = max_logit + log_sum_exp - logits[tok];
-    kld.sum_nll += nll;
-    kld.sum_nll2 += nll * nll;
+    const float nll = norm.nll(logits, tok);
     const float nll_base = -log_p_tok_base;
-    kld.sum_nll_base += nll_base;
-    kld.sum_nll_base2 += nll_base * nll_base;
-    kld.sum_nll_nll_base += nll * nll_base;
-
-    const double log_norm = (double) max_logit + std::log(sum_exp);
+    const double sum_exp = norm.sum_exp;
+    const double log_norm = (double) norm.max_logit + std::log(sum_exp);
     double sum = 0.0;
     for (int r = 0; r < k; ++r) {
         const double lp_base = rec.log_p(r);
@@ -167,21 +151,8 @@ bool CompareCompactRow(const float * logits, int n_vocab, const uint8_t * record
     } else {
         bound_sum += sum;
     }
-    kld.sum_kld += sum;
-    kld.sum_kld2 += sum * sum;
-    ++kld.count;
-    if (imax == rec.id(0)) ++kld.n_same_top;
-
-    const float p_base = expf(-nll_base);
-    const float p = expf(-nll);
-    const float p_diff = p - p_base;
-    kld.sum_p_diff += p_diff;
-    const double p_diff2 = p_diff * p_diff;
-    kld.sum_p_diff2 += p_diff2;
-    kld.sum_p_diff4 += p_diff2 * p_diff2;
-    kld.max_p_diff = std::max(kld.max_p_diff, std::fabs(p_diff));
+    p_diff_value = kld.Add(nll, nll_base, sum, norm.imax == rec.id(0));
     kld_value = (float) sum;
-    p_diff_value = p_diff;
     return true;
 }
 
@@ -197,10 +168,7 @@ NllSums CompactRows(const float * logits, int n_vocab, const int32_t * next_toke
         std::vector<double> cum(n_vocab);
         NllSums s;
         for (int i = w; i < n; i += stride) {
-            const double v = CompactRow(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], layout, row0 + i, out + (size_t) i * rec, order, mark, cum);
-            s.nll += v;
-            s.nll2 += v * v;
-            s.count++;
+            s.Add(CompactRow(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], layout, row0 + i, out + (size_t) i * rec, order, mark, cum));
         }
         partial[w] = s;
     });

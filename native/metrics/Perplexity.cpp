@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
+#include <vector>
+
+#include "util/ParallelRows.h"
 
 // ggml-cpu's vectorized softmax (ggml-cpu/vec.h): writes exp(x[i] - max) to y and returns their sum
 // in double; compiled with ggml's own SIMD flags. extern "C" but not ggml's public API, so a llama.cpp
@@ -19,23 +21,13 @@ double TokenNll(const float * logits, int n_vocab, int32_t token, float * scratc
 }
 
 NllSums ScoreRows(const float * logits, int n_vocab, const int32_t * next_tokens, int n, int n_threads) {
-    const int n_workers = std::max(1, std::min(n_threads, n / 16 + 1));
-    std::vector<NllSums> partial(n_workers);
-    auto work = [&](int w) {
+    std::vector<NllSums> partial(std::max(1, n_threads));
+    ParallelRows(n, n_threads, [&](int w, int stride) {
         NllSums s;
         std::vector<float> scratch(n_vocab);
-        for (int i = w; i < n; i += n_workers) {
-            const double v = TokenNll(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], scratch.data());
-            s.nll += v;
-            s.nll2 += v * v;
-            s.count++;
-        }
+        for (int i = w; i < n; i += stride) s.Add(TokenNll(logits + (size_t) i * n_vocab, n_vocab, next_tokens[i], scratch.data()));
         partial[w] = s;
-    };
-    std::vector<std::thread> threads;
-    for (int w = 1; w < n_workers; ++w) threads.emplace_back(work, w);
-    work(0);
-    for (auto & t : threads) t.join();
+    });
     NllSums total;
     for (const auto & p : partial) total += p;  // fixed order: deterministic for a given thread count
     return total;

@@ -22,6 +22,13 @@ struct NllSums {
     double nll2 = 0.0;
     size_t count = 0;
 
+    // one scored token's NLL
+    void Add(double v) {
+        nll += v;
+        nll2 += v * v;
+        count++;
+    }
+
     NllSums & operator+=(const NllSums & o) {
         nll += o.nll;
         nll2 += o.nll2;
