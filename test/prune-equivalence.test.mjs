@@ -133,6 +133,41 @@ describe('expert groups under a mask (deepseek2, 16 experts in 4 groups of 4, 2 
   });
 });
 
+// Why a mask and its file agree bit for bit only sometimes (docs/pruning.md, "Runtime mask vs sliced file"):
+// llama.cpp's CPU backend computes the router's logits (f32 [d, N] × [d, T]) with llamafile's tinyBLAS when
+// the experts (rows) are a multiple of 4 and the ubatch has 2 tokens or more, else with ggml's dot product,
+// which sums in another order. The mask keeps all 8 router rows; a file of 6 takes the other kernel, and its
+// logits agree only to rounding. Where both take the same kernel, nothing else differs: the same bits.
+describe('mask vs file: the same bits where llama.cpp computes the router with the same kernel', () => {
+  let model;
+  const opened = [];
+  after(async () => {
+    await model?.dispose();
+    for (const m of opened) await m.dispose();
+  });
+  async function cut(maskExperts, tag) {
+    const out = join(dir, `llama-bits-${tag}.gguf`);
+    await exportModel(model, out, { routing: { maskExperts } });
+    const m = await loadModel(out);
+    opened.push(m);
+    return m;
+  }
+
+  test('4 of 8 experts left: tinyBLAS for both (rows 8 and 4), the same bits', async () => {
+    model = await loadModel(await fixture('llama'));
+    const maskExperts = [1, 3, 4, 6];
+    assert.ok(sameBits(await logitsOf(model, { maskExperts }), await logitsOf(await cut(maskExperts, '4'), undefined)), 'mask and file of 4 experts differ');
+  });
+
+  test('6 of 8 left, one token per ubatch: the dot product for both, the same bits (and within tolerance at the default ubatch)', async () => {
+    const maskExperts = [2, 5];
+    const file = await cut(maskExperts, '6');
+    const one = { ubatchSize: 1 };
+    assert.ok(sameBits(await logitsOf(model, { maskExperts }, one), await logitsOf(file, undefined, one)), 'mask and file of 6 experts differ at ubatch 1');
+    assertClose(await logitsOf(model, { maskExperts }), await logitsOf(file, undefined), 'mask 2,5 at ubatch 256');
+  });
+});
+
 describe('masks on quantized files, k̄ across ubatches', () => {
   let model;
   after(async () => model?.dispose());
