@@ -9,8 +9,9 @@
 //     rotating the order every round; pp and tg tokens/s (the best repetition of each run) and the median
 //     of the per-round ratios;
 //  3. (--large) where the runtime mask and the sliced file differ in floating point, and why: per number
-//     of experts left, the PPL of both at llama-perplexity's default ubatch and at one token per ubatch,
-//     and llama-perplexity's own PPL of one sliced file at -ub 128 and -ub 1 (see docs/pruning.md).
+//     of experts left, the PPL of both at llama-perplexity's default ubatch, at one token per ubatch and
+//     with every expert left used, and llama-perplexity's own PPL of one sliced file at -ub 128 and -ub 1
+//     (see docs/pruning.md).
 // Hold the CPU lock while this runs.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
@@ -100,7 +101,8 @@ export async function benchPrunedSpeed({ model: path = demoModel, label = 'demo 
 
 /**
  * The runtime mask against the sliced file, per number of experts left (of 8), at llama-perplexity's
- * default ubatch (the whole chunk) and at one token per ubatch; then llama-perplexity's own PPL of one
+ * default ubatch (the whole chunk), at one token per ubatch, and with every expert left used (nothing for
+ * top-k to choose); then llama-perplexity's own PPL of one
  * sliced file at both ubatch sizes. In exact arithmetic all of them are equal. On the CPU, llama.cpp
  * computes the router's logits (an f32 [d, N] × [d, T] product) with llamafile's tinyBLAS when the
  * rows (experts) are a multiple of 4 and T ≥ 2, else with ggml's dot product, which sums in another
@@ -122,14 +124,16 @@ export async function benchMaskVsFile({ model: path, label, lefts = [7, 6, 5, 4]
     try {
       const whole = [await ppl(m, { maskExperts }, contextSize), await ppl(cut, undefined, contextSize)];
       const one = [await ppl(m, { maskExperts }, 1), await ppl(cut, undefined, 1)];
-      cells.push(`${left} left: ${rel(...whole)} / ${rel(...one)}`);
+      // every expert left used: no top-k choice that a near-tie could flip
+      const all = [await ppl(m, { maskExperts, experts: left }, contextSize), await ppl(cut, { experts: left }, contextSize)];
+      cells.push(`${left} left: ${rel(...whole)} / ${rel(...one)} / ${rel(...all)}`);
     } finally {
       await cut.dispose();
     }
     if (left % 4 !== 0 && !sliced) sliced = file;
     else rmSync(file, { force: true });
   }
-  line(`PPL mask vs sliced file, ubatch ${contextSize} / 1 (${label})`, cells.join(', '));
+  line(`PPL mask vs sliced file, ubatch ${contextSize} / 1 / ${contextSize} with every expert left used (${label})`, cells.join(', '));
   if (sliced) {
     const args = (ub) => ['-m', sliced, '-f', demoText, '-c', String(contextSize), '-b', String(contextSize), '-ub', String(ub), '--chunks', String(chunks), '-t', String(threads)];
     const [a, b] = [(await runLlamaPerplexity(args(contextSize))).perplexity, (await runLlamaPerplexity(args(1))).perplexity];
