@@ -12,7 +12,8 @@
 //     of experts left, the PPL of both at llama-perplexity's default ubatch, at one token per ubatch and
 //     with every expert left used, and llama-perplexity's own PPL of one sliced file at -ub 128 and -ub 1
 //     (see docs/pruning.md).
-// Hold the CPU lock while this runs.
+// Hold the CPU lock while this runs. --large takes over 10 minutes on 2 cores: the functions can be run one
+// at a time (benchPrunedSpeed, benchMaskVsFile with largeModel(type)).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
