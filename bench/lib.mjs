@@ -119,13 +119,14 @@ export function line(name, value, target) {
   console.log(`${name.padEnd(58)} ${value}${pass}`);
 }
 
-/** A generated ~175 M-parameter MoE (8 layers, d 768, 8 experts, top-2) in the given llama-quantize type. */
+/** A generated ~175 M-parameter MoE (8 layers, d 768, 8 experts, top-2) in the given llama-quantize type ('f32': as generated). */
 export async function largeModel(type) {
   const { createRandomModel, quantizeModel } = await import('../dist/index.js');
   const src = join(work, 'large-f32.gguf');
   if (!existsSync(src)) {
     await createRandomModel(src, { arch: 'llama', layers: 8, embeddingLength: 768, heads: 12, headsKv: 4, feedForwardLength: 768, expertCount: 8, expertsUsed: 2, seed: 5, vocabFile: join(root, 'vendor', 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf') });
   }
+  if (type === 'f32') return src;
   const out = join(work, `large-${type}.gguf`);
   if (!existsSync(out)) await quantizeModel(src, out, { type });
   return out;

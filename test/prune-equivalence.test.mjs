@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { evaluate, exportModel, loadModel } from '../dist/index.js';
+import { evaluate, exportModel, loadModel, systemInfo } from '../dist/index.js';
 import { assertClose, logitsOf } from './helpers/equivalence.mjs';
 import { ARCHS, dir, fixture, maxAbsDiff, sampleText } from './helpers/fixtures.mjs';
 
@@ -130,6 +130,46 @@ describe('expert groups under a mask (deepseek2, 16 experts in 4 groups of 4, 2 
 
   test('unequal groups have no file form', async () => {
     await assert.rejects(exportModel(model, join(dir, 'ds16-bad.gguf'), { routing: { maskExperts: [0, 1, 4] } }), /groups of one size/);
+  });
+});
+
+// Why a mask and its file agree bit for bit only sometimes (docs/pruning.md, "Runtime mask vs sliced file"):
+// llama.cpp's CPU backend computes the router's logits (f32 [d, N] × [d, T]) with llamafile's tinyBLAS when
+// the experts (rows) are a multiple of 4 and the ubatch has 2 tokens or more, else with ggml's dot product,
+// which sums in another order. The mask keeps all 8 router rows; a file of 6 takes the other kernel, and its
+// logits agree only to rounding. Where both take the same kernel, nothing else differs: the same bits — on
+// an AVX-512 build, whose softmax is scalar below 16 logits; AVX2 and NEON builds vectorize groups of 8 / 4
+// logits, so a softmax over 8 (the mask) and over 4 or 6 (the file) round apart there: within tolerance.
+describe('mask vs file: the same bits where llama.cpp computes the router with the same kernel', () => {
+  const info = systemInfo();
+  const exact = /\bAVX512 = 1/.test(info) && /\bLLAMAFILE = 1/.test(info);
+  const same = (a, b, what) => (exact ? assert.ok(sameBits(a, b), `${what}: not the same bits`) : assertClose(a, b, what));
+  let model;
+  const opened = [];
+  after(async () => {
+    await model?.dispose();
+    for (const m of opened) await m.dispose();
+  });
+  async function cut(maskExperts, tag) {
+    const out = join(dir, `llama-bits-${tag}.gguf`);
+    await exportModel(model, out, { routing: { maskExperts } });
+    const m = await loadModel(out);
+    opened.push(m);
+    return m;
+  }
+
+  test('4 of 8 experts left: tinyBLAS for both (rows 8 and 4), the same bits', async () => {
+    model = await loadModel(await fixture('llama'));
+    const maskExperts = [1, 3, 4, 6];
+    same(await logitsOf(model, { maskExperts }), await logitsOf(await cut(maskExperts, '4'), undefined), 'mask and file of 4 experts');
+  });
+
+  test('6 of 8 left, one token per ubatch: the dot product for both, the same bits (and within tolerance at the default ubatch)', async () => {
+    const maskExperts = [2, 5];
+    const file = await cut(maskExperts, '6');
+    const one = { ubatchSize: 1 };
+    same(await logitsOf(model, { maskExperts }, one), await logitsOf(file, undefined, one), 'mask and file of 6 experts at ubatch 1');
+    assertClose(await logitsOf(model, { maskExperts }), await logitsOf(file, undefined), 'mask 2,5 at ubatch 256');
   });
 });
 
