@@ -177,7 +177,7 @@ describe('masks on quantized files, k̄ across ubatches', () => {
   let model;
   after(async () => model?.dispose());
 
-  test('a q8_0 file: the masked experts are cut as whole blocks (no requantization), logits equal the runtime mask', async () => {
+  test('a q8_0 file: the masked experts are cut as whole blocks (no requantization), logits equal the runtime mask to rounding', async () => {
     const { quantizeModel } = await import('../dist/index.js');
     const q = join(dir, 'llama-q8.gguf');
     await quantizeModel(await fixture('llama'), q, { type: 'q8_0', threads: 2 });
@@ -186,7 +186,8 @@ describe('masks on quantized files, k̄ across ubatches', () => {
     await exportModel(model, out, { routing: { maskExperts: [0, 5] } });
     const m = await loadModel(out);
     try {
-      assert.ok(sameBits(await logitsOf(model, { maskExperts: [0, 5] }), await logitsOf(m, undefined)), 'q8_0: runtime mask and pruned file differ');
+      // 6 router rows against 8: another kernel for the router (above), so equal to rounding, not by construction
+      assertClose(await logitsOf(model, { maskExperts: [0, 5] }), await logitsOf(m, undefined), 'q8_0: runtime mask vs pruned file');
     } finally {
       await m.dispose();
     }
