@@ -42,6 +42,8 @@ protected:
         cp.n_threads = o.n_threads;
         cp.n_threads_batch = o.n_threads;
         cp.flash_attn_type = o.flash_attn;
+        cp.type_k = o.type_k;
+        cp.type_v = o.type_v;
         cp.no_perf = true;
         cp.abort_callback = [](void * data) { return static_cast<std::atomic<bool> *>(data)->load(); };
         cp.abort_callback_data = &owner_->abort_;
@@ -107,7 +109,19 @@ Napi::Function Context::Define(Napi::Env env) {
     });
 }
 
-// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, flashAttention, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
+// A KV cache type by its ggml name ('f16', 'q8_0', …); f16 when absent. src/context.ts allows only
+// llama.cpp's -ctk/-ctv list; any ggml type name is taken here.
+static ggml_type CacheTypeOption(Napi::Env env, Napi::Object o, const char * key, const std::string & where) {
+    const std::string name = StringOption(env, o, key, where);
+    if (name.empty()) return GGML_TYPE_F16;
+    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
+        const char * n = ggml_type_name(static_cast<ggml_type>(t));
+        if (n != nullptr && name == n) return static_cast<ggml_type>(t);
+    }
+    ThrowInvalidArg(env, where + "." + key + ": not a ggml type name");
+}
+
+// new Context(model, { kvSize, batchSize, ubatchSize, sequences, threads, flashAttention, cacheTypeK, cacheTypeV, reserveExperts, collectRoutingStats, collectImatrix, unifiedKv })
 // Sizes arrive resolved by src/context.ts; the checks here only keep llama.cpp away from its asserts.
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
@@ -129,6 +143,8 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
         else if (fa == "off") options_.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         else if (fa != "auto") ThrowInvalidArg(env, where + ": flashAttention must be 'auto', 'on' or 'off'");
     }
+    options_.type_k = CacheTypeOption(env, o, "cacheTypeK", where);
+    options_.type_v = CacheTypeOption(env, o, "cacheTypeV", where);
     options_.collect_routing_stats = BoolOption(o, "collectRoutingStats", false);
     options_.kv_unified = BoolOption(o, "unifiedKv", false);
     if (options_.collect_routing_stats) stats_ = std::make_unique<RoutingStats>(model_->facts());

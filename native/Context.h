@@ -26,6 +26,8 @@ struct ContextOptions {
     uint32_t n_seq_max = 1;
     int32_t n_threads = 4;
     llama_flash_attn_type flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;  // JS flashAttention: 'auto' | 'on' | 'off'
+    ggml_type type_k = GGML_TYPE_F16;  // JS cacheTypeK / cacheTypeV (ggml type names)
+    ggml_type type_v = GGML_TYPE_F16;
     int32_t reserve_experts = 0;  // reserve compute buffers for this many experts per token (0 = model's)
     bool collect_routing_stats = false;  // calibration: read router/expert tensors through the eval callback
     bool collect_imatrix = false;        // importance matrix: read matmul inputs through the eval callback; every token an output

@@ -122,6 +122,8 @@ function mdColumns(settings: BenchResult['settings'], routingColumns: boolean): 
       { title: 'threads', width: 7, value: (r: BenchRow) => String(r.n_threads), shown: cpuBackend || settings.threadsGiven },
       { title: 'n_batch', width: 7, value: (r: BenchRow) => String(r.n_batch), shown: settings.batchSize !== 2048 },
       { title: 'n_ubatch', width: 8, value: (r: BenchRow) => String(r.n_ubatch), shown: settings.ubatchSize !== 512 },
+      { title: 'type_k', width: 6, value: (r: BenchRow) => r.type_k, shown: settings.cacheTypeK !== 'f16' },
+      { title: 'type_v', width: 6, value: (r: BenchRow) => r.type_v, shown: settings.cacheTypeV !== 'f16' },
       { title: 'fa', width: 3, value: (r: BenchRow) => String(r.flash_attn), shown: settings.flashAttention !== 'auto' },
       { title: 'test', width: 15, value: (r: BenchRow) => testName({ nPrompt: r.n_prompt, nGen: r.n_gen, nDepth: r.n_depth }), shown: true },
       { title: 't/s', width: 20, value: (r: BenchRow) => `${fmt2(r.avg_ts)} ± ${fmt2(r.stddev_ts)}`, shown: true },

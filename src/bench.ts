@@ -16,7 +16,7 @@
  * and same-top fraction of the routing against the model's default routing on that text
  * (llama-perplexity's --kl-divergence statistics).
  */
-import { createContextFor, resolveFlashAttention, type Context, type FlashAttention } from './context.js';
+import { checkCacheTypes, createContextFor, resolveCacheType, resolveFlashAttention, type Context, type FlashAttention, type KvCacheType } from './context.js';
 
 /** llama.cpp's llama_flash_attn_type, as llama-bench prints it. */
 const FLASH_ATTN_TYPE: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
@@ -75,6 +75,9 @@ export interface BenchOptions {
   ubatchSize?: number;
   /** llama-bench -fa: 'auto' (default), 'on' or 'off'. */
   flashAttention?: FlashAttention;
+  /** llama-bench -ctk / -ctv. Default 'f16'. */
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
   /** llama-bench --no-warmup is warmup: false. Default true. */
   warmup?: boolean;
   /** Also measure each routing's mean KLD and same top against the default routing on this text. */
@@ -147,10 +150,10 @@ export interface BenchRow {
 export interface BenchResult {
   rows: BenchRow[];
   /** What the markdown printer needs to choose its columns as llama-bench does. */
-  settings: { threads: number; batchSize: number; ubatchSize: number; flashAttention: FlashAttention; threadsGiven: boolean; kld: boolean; backends: string };
+  settings: { threads: number; batchSize: number; ubatchSize: number; flashAttention: FlashAttention; cacheTypeK: KvCacheType; cacheTypeV: KvCacheType; threadsGiven: boolean; kld: boolean; backends: string };
 }
 
-const BENCH_OPTIONS = ['routings', 'tests', 'repetitions', 'threads', 'batchSize', 'ubatchSize', 'flashAttention', 'warmup', 'kld', 'onProgress', 'signal'] as const;
+const BENCH_OPTIONS = ['routings', 'tests', 'repetitions', 'threads', 'batchSize', 'ubatchSize', 'flashAttention', 'cacheTypeK', 'cacheTypeV', 'warmup', 'kld', 'onProgress', 'signal'] as const;
 const KLD_OPTIONS = ['text', 'tokens', 'file', 'contextSize', 'chunks'] as const;
 
 /** llama-bench's test name: pp512, tg128, pp512+tg128, with " @ d512" for a depth. */
@@ -245,6 +248,9 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
   const batchSize = o.batchSize === undefined ? 2048 : integer(o.batchSize, 'batchSize', 1, 1 << 20);
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, 'ubatchSize', 1, 1 << 20);
   const flashAttention = resolveFlashAttention(o.flashAttention, 'flashAttention');
+  const cacheTypeK = resolveCacheType(o.cacheTypeK, 'cacheTypeK');
+  const cacheTypeV = resolveCacheType(o.cacheTypeV, 'cacheTypeV');
+  checkCacheTypes(flashAttention, cacheTypeV, 'bench()');
   const warmup = optionalBoolean(o.warmup, 'warmup') ?? true;
   const onProgress = optionalFunction<(p: BenchProgress) => void>(o.onProgress, 'onProgress');
   const signal = optionalSignal(o.signal, 'signal');
@@ -269,7 +275,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
     let ctx = contexts.get(size);
     if (!ctx) {
       const batch = Math.min(batchSize, size);
-      ctx = await createContextFor(model, { contextSize: size, batchSize: batch, ubatchSize: Math.min(ubatchSize, batch), threads, flashAttention }, { reserveExperts });
+      ctx = await createContextFor(model, { contextSize: size, batchSize: batch, ubatchSize: Math.min(ubatchSize, batch), threads, flashAttention, cacheTypeK, cacheTypeV }, { reserveExperts });
       contexts.set(size, ctx);
     }
     return ctx;
@@ -319,8 +325,8 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
           cpu_mask: '0x0',
           cpu_strict: false,
           poll: 50,
-          type_k: 'f16',
-          type_v: 'f16',
+          type_k: cacheTypeK,
+          type_v: cacheTypeV,
           n_gpu_layers: model.gpuLayers,
           n_cpu_moe: 0,
           split_mode: 'layer',
@@ -360,7 +366,7 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
 
   if (kld) {
     const tokens = await inputTokens(model, kld, 'bench() kld');
-    const ctxOptions = { contextSize: kldContextSize, batchSize: Math.max(kldContextSize, Math.min(batchSize, 4 * kldContextSize)), ubatchSize, threads, flashAttention };
+    const ctxOptions = { contextSize: kldContextSize, batchSize: Math.max(kldContextSize, Math.min(batchSize, 4 * kldContextSize)), ubatchSize, threads, flashAttention, cacheTypeK, cacheTypeV };
     ctxOptions.batchSize -= ctxOptions.batchSize % kldContextSize;
     const qCtx = await createContextFor(model, ctxOptions, { reserveExperts });
     const refCtx = await createContextFor(model, ctxOptions);
@@ -381,5 +387,5 @@ export async function bench(model: Model, options: BenchOptions = {}): Promise<B
       await refCtx.dispose();
     }
   }
-  return { rows, settings: { threads, batchSize, ubatchSize, flashAttention, threadsGiven, kld: kld !== undefined, backends: rows[0]?.backends ?? 'CPU' } };
+  return { rows, settings: { threads, batchSize, ubatchSize, flashAttention, cacheTypeK, cacheTypeV, threadsGiven, kld: kld !== undefined, backends: rows[0]?.backends ?? 'CPU' } };
 }

@@ -24,14 +24,21 @@ export interface ContextOptions {
    * run with the same -fa.
    */
   flashAttention?: FlashAttention;
+  /** Type of the K cache (llama.cpp's -ctk): one of KV_CACHE_TYPES. Default 'f16'. */
+  cacheTypeK?: KvCacheType;
+  /** Type of the V cache (llama.cpp's -ctv). Default 'f16'; a quantized one needs flash attention. */
+  cacheTypeV?: KvCacheType;
   routing?: Routing;
 }
 
 export const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 export type FlashAttention = (typeof FLASH_ATTENTION)[number];
+/** The KV cache types llama.cpp's -ctk / -ctv accept (common/arg.cpp kv_cache_types). */
+export const KV_CACHE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'] as const;
+export type KvCacheType = (typeof KV_CACHE_TYPES)[number];
 
 /** The sizes and settings of an evaluation context: every function that creates one takes these (and only these) names. */
-export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'flashAttention'] as const;
+export const CONTEXT_SIZE_OPTIONS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'flashAttention', 'cacheTypeK', 'cacheTypeV'] as const;
 export const CONTEXT_OPTIONS = [...CONTEXT_SIZE_OPTIONS, 'routing'] as const;
 
 /** The sizes and settings among an options object's fields, those given (unchecked: createContext() checks them). */
@@ -47,6 +54,8 @@ export interface ResolvedContextOptions {
   ubatchSize: number;
   threads: number;
   flashAttention: FlashAttention;
+  cacheTypeK: KvCacheType;
+  cacheTypeV: KvCacheType;
   /** Chunks evaluated per batch (llama-perplexity's n_seq). */
   sequences: number;
 }
@@ -58,16 +67,19 @@ export function resolveContextOptions(o: Record<string, unknown>, where: string,
   const ubatchSize = o.ubatchSize === undefined ? 512 : integer(o.ubatchSize, `${where}.ubatchSize`, 1, 1 << 20);
   const threads = o.threads === undefined ? defaultThreads() : integer(o.threads, `${where}.threads`, 1, 1024);
   const flashAttention = resolveFlashAttention(o.flashAttention, `${where}.flashAttention`);
+  const cacheTypeK = resolveCacheType(o.cacheTypeK, `${where}.cacheTypeK`);
+  const cacheTypeV = resolveCacheType(o.cacheTypeV, `${where}.cacheTypeV`);
+  checkCacheTypes(flashAttention, cacheTypeV, where);
   if (chunked && batchSize > contextSize && batchSize % contextSize !== 0) {
     throw new RangeError(`Expected batchSize below contextSize or a multiple of it (as llama-perplexity requires) but received batchSize ${batchSize} with contextSize ${contextSize}`);
   }
   const sequences = Math.max(1, Math.floor(batchSize / contextSize));
-  return { contextSize, batchSize, ubatchSize, threads, flashAttention, sequences };
+  return { contextSize, batchSize, ubatchSize, threads, flashAttention, cacheTypeK, cacheTypeV, sequences };
 }
 
 /** The createContext() options of resolved sizes and settings (what a function passes on to a context it creates). */
 export function contextOptionsOf(r: ResolvedContextOptions): Required<Omit<ContextOptions, 'routing'>> {
-  return { contextSize: r.contextSize, batchSize: r.batchSize, ubatchSize: r.ubatchSize, threads: r.threads, flashAttention: r.flashAttention };
+  return { contextSize: r.contextSize, batchSize: r.batchSize, ubatchSize: r.ubatchSize, threads: r.threads, flashAttention: r.flashAttention, cacheTypeK: r.cacheTypeK, cacheTypeV: r.cacheTypeV };
 }
 
 /** A function given a Context takes its sizes and settings from it: any of `o`'s that differ are refused. */
@@ -76,6 +88,20 @@ export function refuseContextChanges(target: Context, o: Record<string, unknown>
     if (o[k] !== undefined && o[k] !== target.options[k]) {
       throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
     }
+  }
+}
+
+/** 'f16' (llama.cpp's default) when not given. */
+export function resolveCacheType(value: unknown, name: string): KvCacheType {
+  if (value === undefined) return 'f16';
+  if (!(KV_CACHE_TYPES as readonly unknown[]).includes(value)) throw new TypeError(expected(`one of ${KV_CACHE_TYPES.join(', ')}`, name, value));
+  return value as KvCacheType;
+}
+
+/** llama.cpp computes a quantized V cache only inside flash attention (llama_init_from_model refuses it otherwise). */
+export function checkCacheTypes(flashAttention: FlashAttention, cacheTypeV: KvCacheType, where: string): void {
+  if (flashAttention === 'off' && !['f32', 'f16', 'bf16'].includes(cacheTypeV)) {
+    throw new TypeError(`Expected ${where}.flashAttention 'on' or 'auto' with a quantized ${where}.cacheTypeV (${cacheTypeV}: llama.cpp reads a quantized V cache only in flash attention) but received 'off'`);
   }
 }
 
@@ -326,6 +352,8 @@ export async function createContextFor(model: Model, optionsIn: ContextOptions, 
     sequences: options.sequences,
     threads: options.threads,
     flashAttention: options.flashAttention,
+    cacheTypeK: options.cacheTypeK,
+    cacheTypeV: options.cacheTypeV,
     reserveExperts: Math.max(internal.reserveExperts ?? 0, maxExperts(routing)),
     ...(internal.collectRoutingStats ? { collectRoutingStats: true } : {}),
     ...(internal.collectImatrix ? { collectImatrix: true } : {}),

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 
-import { CONTEXT_OPTIONS, Context, contextOptionsOf, refuseContextChanges, resolveContextOptions, type FlashAttention } from './context.js';
+import { CONTEXT_OPTIONS, Context, contextOptionsOf, refuseContextChanges, resolveContextOptions, type FlashAttention, type KvCacheType } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { tokensFingerprint } from './fingerprint.js';
 import { Model } from './model.js';
@@ -32,6 +32,9 @@ export interface EvaluateOptions {
   ubatchSize?: number;
   /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
   flashAttention?: FlashAttention;
+  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
   threads?: number;
   /** At most this many chunks (llama-perplexity's --chunks). */
   chunks?: number;
@@ -61,7 +64,7 @@ export interface EvaluateOptions {
 }
 
 /** The text and the context sizes, as evaluate() takes them: every function that reads text through a context takes these. */
-export type TextAndSizes = Pick<EvaluateOptions, 'text' | 'file' | 'tokens' | 'contextSize' | 'batchSize' | 'ubatchSize' | 'threads' | 'flashAttention' | 'chunks'>;
+export type TextAndSizes = Pick<EvaluateOptions, 'text' | 'file' | 'tokens' | 'contextSize' | 'batchSize' | 'ubatchSize' | 'threads' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'chunks'>;
 
 /** The text and sizes of a run that evaluates many routings into a resumable results file (sweep(), scan()). */
 export interface RunOptions extends TextAndSizes {
@@ -155,6 +158,9 @@ export interface EvaluateResult {
   threads: number;
   /** Flash attention as asked for (llama.cpp's -fa; 'auto' lets llama.cpp decide per backend). */
   flashAttention: FlashAttention;
+  /** The KV cache types (llama.cpp's -ctk / -ctv). */
+  cacheTypeK: KvCacheType;
+  cacheTypeV: KvCacheType;
   tokensPerSecond: number;
   elapsedMs: number;
   /** Of elapsedMs, the time spent on the logits after each decode (log-softmax, KLD, base rows); the rest is llama.cpp decoding. */
@@ -343,6 +349,8 @@ export function toResult(raw: import('./native.js').NativeEvaluation, routing: R
     ubatchSize: ctx.options.ubatchSize,
     threads: ctx.options.threads,
     flashAttention: ctx.options.flashAttention,
+    cacheTypeK: ctx.options.cacheTypeK,
+    cacheTypeV: ctx.options.cacheTypeV,
     tokensPerSecond: raw.elapsedMs > 0 ? (raw.tokensDecoded * 1000) / raw.elapsedMs : 0,
     elapsedMs: raw.elapsedMs,
     scoringMs: raw.scoringMs,

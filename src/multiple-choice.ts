@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { Context, CONTEXT_OPTIONS, contextOptionsOf, refuseContextChanges, type FlashAttention, resolveContextOptions, type ResolvedContextOptions } from './context.js';
+import { Context, CONTEXT_OPTIONS, contextOptionsOf, refuseContextChanges, type FlashAttention, type KvCacheType, resolveContextOptions, type ResolvedContextOptions } from './context.js';
 import { MoeEvalError, fromNative, toAbortReason } from './errors.js';
 import { Model } from './model.js';
 import { type BinaryTask, parseBinary, prepareBinary } from './multiple-choice/binary.js';
@@ -54,6 +54,9 @@ export interface MultipleChoiceOptions {
   ubatchSize?: number;
   /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
   flashAttention?: FlashAttention;
+  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
   threads?: number;
   /** llama-perplexity's -np: sequences per decode, at least 4 (as llama-perplexity enforces). Default 4. */
   parallel?: number;
@@ -106,6 +109,8 @@ export interface MultipleChoiceResult extends AccuracyStats {
   ubatchSize: number;
   threads: number;
   flashAttention: FlashAttention;
+  cacheTypeK: KvCacheType;
+  cacheTypeV: KvCacheType;
   parallel: number;
   elapsedMs: number;
   tokensPerSecond: number;

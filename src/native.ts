@@ -138,6 +138,9 @@ export interface NativeContextOptions {
   threads: number;
   /** llama.cpp's flash_attn_type: 'auto' | 'on' | 'off'. */
   flashAttention: 'auto' | 'on' | 'off';
+  /** llama.cpp's type_k / type_v, by ggml type name ('f16', 'q8_0', …). */
+  cacheTypeK: string;
+  cacheTypeV: string;
   reserveExperts: number;
   collectRoutingStats?: boolean;
   collectImatrix?: boolean;

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { calibrate } from './calibrate.js';
-import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, type KvCacheType, resolveContextOptions } from './context.js';
 import { toAbortReason } from './errors.js';
 import { INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
@@ -45,6 +45,9 @@ export interface PruneSweepOptions {
   ubatchSize?: number;
   /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
   flashAttention?: FlashAttention;
+  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
   threads?: number;
   /** Evaluation chunks per point. */
   chunks?: number;

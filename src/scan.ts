@@ -285,7 +285,10 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
-      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }), // absent when auto: earlier results files still resume
+      // absent at their defaults: earlier results files still resume
+      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }),
+      ...(ctx.options.cacheTypeK === 'f16' ? {} : { cacheTypeK: ctx.options.cacheTypeK }),
+      ...(ctx.options.cacheTypeV === 'f16' ? {} : { cacheTypeV: ctx.options.cacheTypeV }),
       chunks: chunksOf(chunks, tokens.length, ctx.options.contextSize),
       reference: o.reference === undefined || o.reference === 'default' ? 'default' : resolve(o.reference as string),
       facts,

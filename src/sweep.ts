@@ -207,7 +207,10 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
-      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }), // absent when auto: earlier results files still resume
+      // absent at their defaults: earlier results files still resume
+      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }),
+      ...(ctx.options.cacheTypeK === 'f16' ? {} : { cacheTypeK: ctx.options.cacheTypeK }),
+      ...(ctx.options.cacheTypeV === 'f16' ? {} : { cacheTypeV: ctx.options.cacheTypeV }),
       chunks: chunks ?? null,
       reference: o.reference ?? null,
       kldTopK, // absent from the key when not given, so earlier results files still resume

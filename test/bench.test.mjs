@@ -90,7 +90,7 @@ describe('bench: llama-bench output', () => {
 
   test("llama-bench's own rows print byte for byte as llama-bench prints them (json, jsonl, csv, sql, md)", async () => {
     const theirs = JSON.parse(peerJson);
-    const result = { rows: asOurRows(theirs), settings: { threads: 1, batchSize: 2048, ubatchSize: 512, flashAttention: 'auto', threadsGiven: true, kld: false, backends: theirs[0].backends } };
+    const result = { rows: asOurRows(theirs), settings: { threads: 1, batchSize: 2048, ubatchSize: 512, flashAttention: 'auto', cacheTypeK: 'f16', cacheTypeV: 'f16', threadsGiven: true, kld: false, backends: theirs[0].backends } };
     assert.equal(formatBench(result, 'json', { routingColumns: false }), peerJson);
     // the other formats from a second run: same statistics recomputed from its samples
     for (const format of ['jsonl', 'csv', 'sql', 'md']) {

@@ -46,7 +46,7 @@ describe('every command that loads a model takes the model flags, and they take 
       assert.match(rpc.stderr, /RPC|connect/);
     });
     if (c.context) {
-      test(`${name}: -c/-b/-ub/-t/-fa are checked and named in errors`, async () => {
+      test(`${name}: -c/-b/-ub/-t/-fa/-ctk/-ctv are checked and named in errors`, async () => {
         const ub = await run([name, '-m', model, ...c.args('ub'), '-ub', '-5']);
         assert.equal(ub.code, 2, ub.stderr);
         assert.match(ub.stderr, /for -ub but received number -5/);
@@ -56,6 +56,9 @@ describe('every command that loads a model takes the model flags, and they take 
         const fa = await run([name, '-m', model, ...c.args('fa'), '-fa', 'maybe']);
         assert.equal(fa.code, 2, fa.stderr);
         assert.match(fa.stderr, /Expected on, off or auto for -fa \(--flash-attn\) but received "maybe"/);
+        const ctv = await run([name, '-m', model, ...c.args('ctv'), '-ctv', 'q9_0']);
+        assert.equal(ctv.code, 2, ctv.stderr);
+        assert.match(ctv.stderr, /for -ctv \(--cache-type-v\) but received "q9_0"/);
       });
     }
   }

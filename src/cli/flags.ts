@@ -6,6 +6,8 @@
  */
 import type { Argv } from 'yargs';
 
+import { KV_CACHE_TYPES, type KvCacheType } from '../context.js';
+
 /** The flag a user would type, for messages: "-c (--ctx-size)". */
 export const FLAG_NAMES: Readonly<Record<string, string>> = {
   model: '-m (--model)',
@@ -17,6 +19,8 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
   'ubatch-size': '-ub (--ubatch-size)',
   threads: '-t (--threads)',
   'flash-attn': '-fa (--flash-attn)',
+  'cache-type-k': '-ctk (--cache-type-k)',
+  'cache-type-v': '-ctv (--cache-type-v)',
   chunks: '--chunks',
   file: '-f (--file)',
 };
@@ -79,14 +83,25 @@ export function flashAttentionFlag(a: Record<string, unknown>): 'auto' | 'on' | 
   throw expectedFlag('on, off or auto', 'flash-attn', v);
 }
 
-/** -c, -b, -ub, -t, -fa: the sizes and settings of an evaluation context (llama-perplexity's meaning). */
+/** -ctk / -ctv: a KV cache type by llama.cpp's name. */
+export function cacheTypeFlag(a: Record<string, unknown>, key: 'cache-type-k' | 'cache-type-v'): KvCacheType | undefined {
+  const v = last(a, key);
+  if (v === undefined) return undefined;
+  const t = String(v).trim();
+  if (!(KV_CACHE_TYPES as readonly string[]).includes(t)) throw expectedFlag(`one of ${KV_CACHE_TYPES.join(', ')}`, key, v);
+  return t as KvCacheType;
+}
+
+/** -c, -b, -ub, -t, -fa, -ctk, -ctv: the sizes and settings of an evaluation context (llama-perplexity's meaning). */
 export const contextFlags = <T>(y: Argv<T>) =>
   y
     .option('ctx-size', { alias: 'c', type: 'string', describe: 'tokens per chunk (default 512)' })
     .option('batch-size', { alias: 'b', type: 'string', describe: 'logical batch: b / c chunks per batch (default 2048)' })
     .option('ubatch-size', { alias: 'ub', type: 'string', describe: 'physical batch (default 512)' })
     .option('threads', { alias: 't', type: 'string', describe: "CPU threads (default: llama.cpp's rule, the physical cores)" })
-    .option('flash-attn', { alias: 'fa', type: 'string', describe: "flash attention: on, off or auto (default auto: where the backend supports it); numbers equal llama.cpp's at the same -fa" });
+    .option('flash-attn', { alias: 'fa', type: 'string', describe: "flash attention: on, off or auto (default auto: where the backend supports it); numbers equal llama.cpp's at the same -fa" })
+    .option('cache-type-k', { alias: 'ctk', type: 'string', describe: `KV cache type for K: ${KV_CACHE_TYPES.join(', ')} (default f16)` })
+    .option('cache-type-v', { alias: 'ctv', type: 'string', describe: 'KV cache type for V (default f16; a quantized one needs flash attention)' });
 
 /** -f and --chunks: the text to evaluate. */
 export const textFlags = <T>(y: Argv<T>) =>

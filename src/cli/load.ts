@@ -1,12 +1,12 @@
 /**
  * The one place the CLI turns flags into a loaded model and context sizes: every command that takes
  * -m/-ngl/--override-kv/--rpc/--no-mmap loads through loadModelFromArgs(), every command that takes
- * -c/-b/-ub/-t/-fa/--chunks passes contextFromArgs()/textFromArgs() on, so no flag is accepted and dropped.
+ * -c/-b/-ub/-t/-fa/-ctk/-ctv/--chunks passes contextFromArgs()/textFromArgs() on, so no flag is accepted and dropped.
  */
 import { type LoadModelOptions, type Model, loadModel } from '../model.js';
 import { native } from '../native.js';
-import type { FlashAttention } from '../context.js';
-import { flagName, flashAttentionFlag, intFlag, stringFlag } from './flags.js';
+import type { FlashAttention, KvCacheType } from '../context.js';
+import { cacheTypeFlag, flagName, flashAttentionFlag, intFlag, stringFlag } from './flags.js';
 import { notice } from './progress.js';
 
 /** What contextFromArgs() gives: only the flags that were given. */
@@ -16,6 +16,8 @@ export interface ContextSettings {
   ubatchSize?: number;
   threads?: number;
   flashAttention?: FlashAttention;
+  cacheTypeK?: KvCacheType;
+  cacheTypeV?: KvCacheType;
 }
 
 export interface ModelArgs {
@@ -49,7 +51,7 @@ export async function loadModelFromArgs(a: Record<string, unknown>, signal?: Abo
   return loadModel(file, loadOptionsFromArgs(a, signal));
 }
 
-/** contextSize, batchSize, ubatchSize, threads, flashAttention from -c, -b, -ub, -t, -fa (only those given). */
+/** contextSize, batchSize, ubatchSize, threads, flashAttention, cacheTypeK, cacheTypeV from -c, -b, -ub, -t, -fa, -ctk, -ctv (only those given). */
 export function contextFromArgs(a: Record<string, unknown>): ContextSettings {
   const o: ContextSettings = {};
   const c = intFlag(a, 'ctx-size');
@@ -62,6 +64,10 @@ export function contextFromArgs(a: Record<string, unknown>): ContextSettings {
   if (t !== undefined) o.threads = t;
   const fa = flashAttentionFlag(a);
   if (fa !== undefined) o.flashAttention = fa;
+  const ctk = cacheTypeFlag(a, 'cache-type-k');
+  if (ctk !== undefined) o.cacheTypeK = ctk;
+  const ctv = cacheTypeFlag(a, 'cache-type-v');
+  if (ctv !== undefined) o.cacheTypeV = ctv;
   return o;
 }
 

@@ -20,6 +20,8 @@ const API_TO_FLAG: [api: string, flag: string][] = [
   ['batchSize', '-b'],
   ['threads', '-t'],
   ['flashAttention', '-fa'],
+  ['cacheTypeK', '-ctk'],
+  ['cacheTypeV', '-ctv'],
   ['chunks', '--chunks'],
   ['gpuLayers', '-ngl'],
   ['kvOverrides', '--override-kv'],

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 
 import { BENCH_FORMATS, type BenchFormat, benchPrinter } from '../../bench-output.js';
 import { type BenchTest, bench } from '../../bench.js';
-import { contextFlags, flagName, flashAttentionFlag, intFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
+import { cacheTypeFlag, contextFlags, flagName, flashAttentionFlag, intFlag, kldTopKFlag, modelFlags, routingFlags, stringFlag } from '../flags.js';
 import { loadModelFromArgs } from '../load.js';
 import { progress } from '../progress.js';
 import { routingGridFromArgs } from '../routing-args.js';
@@ -63,6 +63,8 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
   const batchSize = intFlag(a, 'batch-size');
   const ubatchSize = intFlag(a, 'ubatch-size');
   const flashAttention = flashAttentionFlag(a);
+  const cacheTypeK = cacheTypeFlag(a, 'cache-type-k');
+  const cacheTypeV = cacheTypeFlag(a, 'cache-type-v');
   const format = String(a.output) as BenchFormat;
   const model = await loadModelFromArgs(a, signal);
   const bar = progress('bench', true, 'repetitions');
@@ -75,6 +77,8 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
       ...(batchSize === undefined ? {} : { batchSize }),
       ...(ubatchSize === undefined ? {} : { ubatchSize }),
       ...(flashAttention === undefined ? {} : { flashAttention }),
+      ...(cacheTypeK === undefined ? {} : { cacheTypeK }),
+      ...(cacheTypeV === undefined ? {} : { cacheTypeV }),
       warmup: Boolean(a.warmup),
       ...(kldFile ? { kld: { file: kldFile, ...(c === undefined ? {} : { contextSize: c }), ...(chunks === undefined ? {} : { chunks }) } } : {}),
       signal,

@@ -12,11 +12,10 @@ import { formatDeltaPercent, formatKld, formatPercent, formatPerplexity } from '
 import type { Model } from '../../model.js';
 import { writeReport } from '../../report/index.js';
 import type { ReportData, ResultRow } from '../../report/types.js';
-import type { FlashAttention } from '../../context.js';
 import { type Routing, resolveRouting } from '../../routing.js';
 import { type ScanResult, scan } from '../../scan.js';
 import { contextFlags, jsonFlag, modelFlags, numberFlag, stringFlag, textFlags } from '../flags.js';
-import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
+import { type ContextSettings, contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { progress } from '../progress.js';
 
@@ -50,7 +49,7 @@ export interface VerifiedAllocation {
  * Evaluates an allocation (and the uniform counts floor/ceil of its mean that differ from the model's
  * own) against the scan's base, on the scan's tokens and sizes.
  */
-export async function verifyAllocation(model: Model, s: ScanResult, allocation: Allocation, sizes: { batchSize?: number; ubatchSize?: number; threads?: number; flashAttention?: FlashAttention }, signal?: AbortSignal, onChunk?: (label: string, done: number, total: number) => void): Promise<VerifiedAllocation> {
+export async function verifyAllocation(model: Model, s: ScanResult, allocation: Allocation, sizes: Omit<ContextSettings, 'contextSize'>, signal?: AbortSignal, onChunk?: (label: string, done: number, total: number) => void): Promise<VerifiedAllocation> {
   const run = (routing: Routing) => {
     const label = resolveRouting(routing, model.info).label;
     return evaluate(model, { reference: s.reference, chunks: s.chunks, contextSize: s.contextSize, ...sizes, routing, ...(signal ? { signal } : {}), onProgress: (p) => onChunk?.(label, p.chunksDone, p.chunksTotal) });
@@ -114,8 +113,9 @@ export async function handler(a: Record<string, unknown>, signal: AbortSignal): 
     });
     let verified: VerifiedAllocation | undefined;
     if (meanExperts !== undefined || activeParams !== undefined) {
+      const { contextSize: _scanned, ...settingsButSize } = sizes; // the allocation is evaluated at the scan's contextSize
       const allocation = allocate(s, meanExperts !== undefined ? { meanExperts } : { activeParams: activeParams! });
-      verified = await verifyAllocation(model, s, allocation, { ...(sizes.batchSize ? { batchSize: sizes.batchSize } : {}), ...(sizes.ubatchSize ? { ubatchSize: sizes.ubatchSize } : {}), ...(sizes.threads ? { threads: sizes.threads } : {}), ...(sizes.flashAttention ? { flashAttention: sizes.flashAttention } : {}) }, signal, (label, done, total) => {
+      verified = await verifyAllocation(model, s, allocation, settingsButSize, signal, (label, done, total) => {
         bar.points(1, 1, label);
         bar.chunks(done, total);
       });
