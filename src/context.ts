@@ -31,6 +31,9 @@ export interface ContextOptions {
   routing?: Routing;
 }
 
+/** The sizes and settings of a context without its routing: what every function that creates one takes. */
+export type ContextSettings = Omit<ContextOptions, 'routing'>;
+
 export const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 export type FlashAttention = (typeof FLASH_ATTENTION)[number];
 /** The KV cache types llama.cpp's -ctk / -ctv accept (common/arg.cpp kv_cache_types). */
@@ -89,6 +92,18 @@ export function refuseContextChanges(target: Context, o: Record<string, unknown>
       throw new TypeError(`${k} is fixed when the context is created (${target.options[k]}); received ${String(o[k])}. Create another context or pass the model.`);
     }
   }
+}
+
+/**
+ * The settings that change a result besides the sizes, for a results file's resume key: only those not
+ * at their defaults, so files written before a setting existed still resume.
+ */
+export function settingsKey(r: ResolvedContextOptions): Partial<Pick<ResolvedContextOptions, 'flashAttention' | 'cacheTypeK' | 'cacheTypeV'>> {
+  return {
+    ...(r.flashAttention === 'auto' ? {} : { flashAttention: r.flashAttention }),
+    ...(r.cacheTypeK === 'f16' ? {} : { cacheTypeK: r.cacheTypeK }),
+    ...(r.cacheTypeV === 'f16' ? {} : { cacheTypeV: r.cacheTypeV }),
+  };
 }
 
 /** 'f16' (llama.cpp's default) when not given. */

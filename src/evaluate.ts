@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 
-import { CONTEXT_OPTIONS, Context, contextOptionsOf, refuseContextChanges, resolveContextOptions, type FlashAttention, type KvCacheType } from './context.js';
+import { CONTEXT_OPTIONS, Context, contextOptionsOf, type ContextSettings, refuseContextChanges, resolveContextOptions, type FlashAttention, type KvCacheType } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { tokensFingerprint } from './fingerprint.js';
 import { Model } from './model.js';
@@ -22,20 +22,11 @@ export interface EvaluateProgress {
   perplexity: number;
 }
 
-export interface EvaluateOptions {
+export interface EvaluateOptions extends ContextSettings {
   text?: string;
   tokens?: Int32Array | readonly number[];
   /** Path of a UTF-8 text file. */
   file?: string;
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
-  cacheTypeK?: KvCacheType;
-  cacheTypeV?: KvCacheType;
-  threads?: number;
   /** At most this many chunks (llama-perplexity's --chunks). */
   chunks?: number;
   /**

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { Context, CONTEXT_OPTIONS, contextOptionsOf, refuseContextChanges, type FlashAttention, type KvCacheType, resolveContextOptions, type ResolvedContextOptions } from './context.js';
+import { Context, CONTEXT_OPTIONS, contextOptionsOf, type ContextSettings, refuseContextChanges, type FlashAttention, type KvCacheType, resolveContextOptions, type ResolvedContextOptions } from './context.js';
 import { MoeEvalError, fromNative, toAbortReason } from './errors.js';
 import { Model } from './model.js';
 import { type BinaryTask, parseBinary, prepareBinary } from './multiple-choice/binary.js';
@@ -28,7 +28,7 @@ export interface MultipleChoiceProgress {
   tasksTotal: number;
 }
 
-export interface MultipleChoiceOptions {
+export interface MultipleChoiceOptions extends ContextSettings {
   task: TaskKind;
   /** The task file (exactly one of file, text, data). */
   file?: string;
@@ -50,14 +50,6 @@ export interface MultipleChoiceOptions {
   reference?: Model | Context | Routing;
   /** llama-perplexity's -c: the KV cache holds parallel × contextSize tokens. Default 512. */
   contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
-  cacheTypeK?: KvCacheType;
-  cacheTypeV?: KvCacheType;
-  threads?: number;
   /** llama-perplexity's -np: sequences per decode, at least 4 (as llama-perplexity enforces). Default 4. */
   parallel?: number;
   onProgress?: (p: MultipleChoiceProgress) => void;

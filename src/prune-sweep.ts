@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { calibrate } from './calibrate.js';
-import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type FlashAttention, type KvCacheType, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, contextOptionsOf, type ContextSettings, resolveContextOptions } from './context.js';
 import { toAbortReason } from './errors.js';
 import { INPUT_OPTIONS, inputTokens } from './evaluate.js';
 import { modelFingerprint, tokensFingerprint } from './fingerprint.js';
@@ -21,7 +21,7 @@ import { resolveRouting } from './routing.js';
 import { type SweepResult, type SweepRow, sweep } from './sweep.js';
 import { checkOptionNames, expected, integer, nonEmptyString, numberInRange, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
-export interface PruneSweepOptions {
+export interface PruneSweepOptions extends ContextSettings {
   /** The evaluation text: exactly one of text, file, tokens. */
   text?: string;
   file?: string;
@@ -40,15 +40,6 @@ export interface PruneSweepOptions {
   out: string;
   /** KL-divergence reference: 'default' (the model's own routing, written once beside `out`) or a base file. */
   reference?: 'default' | string;
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  /** llama.cpp's -fa: 'auto' (default), 'on' or 'off'. */
-  flashAttention?: FlashAttention;
-  /** llama.cpp's -ctk / -ctv: the KV cache types (default 'f16'; a quantized V cache needs flash attention). */
-  cacheTypeK?: KvCacheType;
-  cacheTypeV?: KvCacheType;
-  threads?: number;
   /** Evaluation chunks per point. */
   chunks?: number;
   /** Calibration chunks (default: all of the calibration text). */

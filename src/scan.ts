@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { Context, CONTEXT_SIZE_OPTIONS, contextSizes, resolveContextOptions } from './context.js';
+import { Context, CONTEXT_SIZE_OPTIONS, contextSizes, resolveContextOptions, settingsKey } from './context.js';
 import { MoeEvalError, toAbortReason } from './errors.js';
 import { type EvaluateResult, INPUT_OPTIONS, type RunOptions, defaultRoutingBase, evaluate, inputTokens } from './evaluate.js';
 import { modelFingerprint, stableJson, tokensFingerprint } from './fingerprint.js';
@@ -285,10 +285,7 @@ export async function scan(target: Model | string, options: ScanOptions): Promis
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
-      // absent at their defaults: earlier results files still resume
-      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }),
-      ...(ctx.options.cacheTypeK === 'f16' ? {} : { cacheTypeK: ctx.options.cacheTypeK }),
-      ...(ctx.options.cacheTypeV === 'f16' ? {} : { cacheTypeV: ctx.options.cacheTypeV }),
+      ...settingsKey(ctx.options),
       chunks: chunksOf(chunks, tokens.length, ctx.options.contextSize),
       reference: o.reference === undefined || o.reference === 'default' ? 'default' : resolve(o.reference as string),
       facts,

@@ -15,7 +15,7 @@ import type { TaskKind } from './multiple-choice/common.js';
 import { ResultsFile } from './results-file.js';
 import { RoutingProfile } from './profile.js';
 import { type ResolvedRouting, type Routing, resolveRouting } from './routing.js';
-import { CONTEXT_SIZE_OPTIONS, Context, contextSizes, resolveContextOptions } from './context.js';
+import { CONTEXT_SIZE_OPTIONS, Context, contextSizes, resolveContextOptions, settingsKey } from './context.js';
 import { type HalvingDrop, type HalvingSummary, runHalving } from './sweep-halving.js';
 import { checkOptionNames, closest, expected, integer, nonEmptyString, optionalFunction, optionalSignal, optionsObject } from './validate.js';
 
@@ -207,10 +207,7 @@ export async function sweep(target: Model | string, options: SweepOptions): Prom
       text: tokensFingerprint(tokens),
       contextSize: ctx.options.contextSize,
       batchSize: ctx.options.batchSize,
-      // absent at their defaults: earlier results files still resume
-      ...(ctx.options.flashAttention === 'auto' ? {} : { flashAttention: ctx.options.flashAttention }),
-      ...(ctx.options.cacheTypeK === 'f16' ? {} : { cacheTypeK: ctx.options.cacheTypeK }),
-      ...(ctx.options.cacheTypeV === 'f16' ? {} : { cacheTypeV: ctx.options.cacheTypeV }),
+      ...settingsKey(ctx.options),
       chunks: chunks ?? null,
       reference: o.reference ?? null,
       kldTopK, // absent from the key when not given, so earlier results files still resume

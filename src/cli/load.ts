@@ -5,20 +5,10 @@
  */
 import { type LoadModelOptions, type Model, loadModel } from '../model.js';
 import { native } from '../native.js';
-import type { FlashAttention, KvCacheType } from '../context.js';
+import type { ContextSettings } from '../context.js';
 import { cacheTypeFlag, flagName, flashAttentionFlag, intFlag, stringFlag } from './flags.js';
 import { notice } from './progress.js';
 
-/** What contextFromArgs() gives: only the flags that were given. */
-export interface ContextSettings {
-  contextSize?: number;
-  batchSize?: number;
-  ubatchSize?: number;
-  threads?: number;
-  flashAttention?: FlashAttention;
-  cacheTypeK?: KvCacheType;
-  cacheTypeV?: KvCacheType;
-}
 
 export interface ModelArgs {
   model?: string | string[];

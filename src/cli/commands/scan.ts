@@ -15,7 +15,8 @@ import type { ReportData, ResultRow } from '../../report/types.js';
 import { type Routing, resolveRouting } from '../../routing.js';
 import { type ScanResult, scan } from '../../scan.js';
 import { contextFlags, jsonFlag, modelFlags, numberFlag, stringFlag, textFlags } from '../flags.js';
-import { type ContextSettings, contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
+import type { ContextSettings } from '../../context.js';
+import { contextFromArgs, loadModelFromArgs, textFromArgs } from '../load.js';
 import { printJson, table } from '../output.js';
 import { progress } from '../progress.js';
 
